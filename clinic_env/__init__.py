@@ -1,0 +1,69 @@
+"""clinic-env: a PettingZoo multi-agent simulation of a clinical consultation.
+
+Public API::
+
+    import clinic_env
+    env = clinic_env.env()                 # AEC env (PettingZoo), order-enforced
+    penv = clinic_env.parallel_env()       # native ParallelEnv
+    genv = clinic_env.doctor_env()         # single-agent gymnasium.Env for training a doctor
+    cases = clinic_env.load_cases()        # the bundled case library (or a file/folder)
+
+The envs are also registered as ``clinic/consultation-v0`` in PettingZoo's registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pettingzoo.utils import OrderEnforcingWrapper
+
+from clinic_env.envs.aec import ConsultationEnv
+from clinic_env.envs.doctor import DoctorEnv
+from clinic_env.envs.parallel import ConsultationParallelEnv
+from clinic_env.envs.registration import ENV_ID, register_envs
+from clinic_env.envs.setup import ENV_VERSION, EnvInfo
+from clinic_env.rewards.config import RewardConfig
+from clinic_env.schema import (
+    Case,
+    Catalogue,
+    DataError,
+    Persona,
+    RubricBank,
+    RubricItem,
+    load_cases,
+    load_catalogue,
+    load_personas,
+    load_rubric_banks,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENV_ID", "ENV_VERSION", "Case", "Catalogue", "ConsultationEnv", "ConsultationParallelEnv",
+    "DataError", "DoctorEnv", "EnvInfo", "Persona", "RewardConfig", "RubricBank", "RubricItem",
+    "doctor_env", "env", "load_cases", "load_catalogue", "load_personas", "load_rubric_banks",
+    "parallel_env", "raw_env",
+]
+
+
+def raw_env(**kwargs: Any) -> ConsultationEnv:
+    """The AEC env without wrappers (see :class:`ConsultationEnv` for the arguments)."""
+    return ConsultationEnv(**kwargs)
+
+
+def env(**kwargs: Any) -> OrderEnforcingWrapper:
+    """The AEC env, wrapped to enforce PettingZoo's call order (reset before step, ...)."""
+    return OrderEnforcingWrapper(ConsultationEnv(**kwargs))
+
+
+def parallel_env(**kwargs: Any) -> ConsultationParallelEnv:
+    """The native Parallel env (same arguments as :func:`env`)."""
+    return ConsultationParallelEnv(**kwargs)
+
+
+def doctor_env(**kwargs: Any) -> DoctorEnv:
+    """Single-agent Gymnasium env: the doctor's view, with the default patient and examiner built in."""
+    return DoctorEnv(**kwargs)
+
+
+register_envs()

@@ -1,0 +1,3 @@
+from clinic_env.cli import main
+
+main()

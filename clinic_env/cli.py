@@ -1,0 +1,146 @@
+"""The ``clinic-env`` command line: a thin layer over the library (each command is one call)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    name="clinic-env",
+    help="Multi-agent clinical consultation environment: run, validate and inspect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+cases_app = typer.Typer(help="Inspect the case library.", no_args_is_help=True)
+app.add_typer(cases_app, name="cases")
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="Case, persona, rubric or catalogue files or folders.")],
+    catalogue: Annotated[Optional[Path], typer.Option(help="Catalogue folder to check references against.")] = None,
+    strict: Annotated[bool, typer.Option(help="Also apply the bundled-library standards to cases.")] = False,
+) -> None:
+    """Validate data files: exit 0 when all are valid, 2 with one line per problem otherwise."""
+    from clinic_env.schema.validate import validate_paths
+
+    count, problems = validate_paths(paths, catalogue=catalogue, strict=strict)
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {count} file(s)", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{count} file(s) valid")
+
+
+@cases_app.command("list")
+def cases_list(
+    cases: Annotated[Optional[Path], typer.Option("--cases", help="A case file or folder (default: bundled).")] = None,
+    specialty: Annotated[Optional[str], typer.Option(help="Only this specialty.")] = None,
+) -> None:
+    """Print the cases as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from clinic_env.schema import DataError, load_cases, load_catalogue
+
+    try:
+        library = load_cases(cases)
+    except DataError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(2) from None
+    cat = load_catalogue()
+    table = Table(title=f"{len(library)} cases")
+    for column in ("id", "specialty", "age/sex", "setting", "gold", "diagnosis", "facts", "tests"):
+        table.add_column(column)
+    for case in library:
+        if specialty and case.specialty != specialty:
+            continue
+        dx = cat.diagnoses.get(case.gold_diagnosis)
+        demo = case.demographics
+        table.add_row(
+            case.id, case.specialty, f"{demo.age:g}{demo.sex}", case.setting, case.gold_diagnosis,
+            dx.label if dx else "?", str(len(case.history)), str(len(case.exam) + len(case.tests)),
+        )
+    Console(width=160).print(table)
+
+
+def _print_leaderboard(rows: list[dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Leaderboard (mean ± 95% CI)")
+    columns = ("reward", "history", "differential", "tests", "diagnosis", "rubric", "exact_dx", "cost_usd", "doctor_turns")
+    for col in ("doctor", "n", *columns):
+        table.add_column(col, justify="left" if col == "doctor" else "right")
+    for row in rows:
+        cells = []
+        for col in columns:
+            mean, ci = row[col]  # type: ignore[misc]
+            fmt = ".0f" if col in ("cost_usd", "doctor_turns") else ".3f"
+            cells.append(f"{mean:{fmt}} ± {ci:{fmt}}")
+        n = f"{row['episodes']}" + (f" ({row['errors']} err)" if row["errors"] else "")
+        table.add_row(str(row["doctor"]), n, *cells)
+    Console(width=200).print(table)
+
+
+@app.command()
+def run(
+    cases: Annotated[Optional[Path], typer.Option("--cases", help="Case file or folder (default: bundled library).")] = None,
+    doctor: Annotated[Optional[list[str]], typer.Option("--doctor", help="Doctor policy (repeatable).")] = None,
+    episodes_per_case: Annotated[int, typer.Option(min=1, help="Episodes per case and doctor.")] = 1,
+    seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default runs/<timestamp>/).")] = None,
+    persona: Annotated[Optional[str], typer.Option(help="Persona id or file (default: all bundled, drawn per episode).")] = None,
+    max_cycles: Annotated[int, typer.Option(min=1, help="Cycle budget per episode.")] = 150,
+) -> None:
+    """Play every case with each doctor against the default patient and examiner; print a
+    leaderboard and write results.jsonl and summary.json."""
+    import datetime
+    import json
+
+    from rich.progress import Progress
+
+    from clinic_env.leaderboard import leaderboard
+    from clinic_env.rollout import run_batch, write_records
+    from clinic_env.schema import DataError, load_cases
+
+    doctors = doctor or ["random", "thorough", "info-gain"]
+    try:
+        library = load_cases(cases)
+    except DataError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(2) from None
+    out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    total = len(library) * len(doctors) * episodes_per_case
+    env_kwargs = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
+    try:
+        with Progress(transient=False) as progress:
+            task = progress.add_task("episodes", total=total)
+            records = run_batch(library, doctors, episodes_per_case, seed, env_kwargs,
+                                on_episode=lambda _r: progress.advance(task))
+    except (KeyError, DataError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    write_records(records, out / "results.jsonl")
+    rows = leaderboard(records)
+    summary = {"seed": seed, "doctors": doctors, "cases": len(library), "episodes_per_case": episodes_per_case,
+               "episodes": len(records), "leaderboard": rows}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    _print_leaderboard(rows)
+    typer.echo(f"wrote {len(records)} episode records to {out / 'results.jsonl'} and {out / 'summary.json'}")
+
+
+def main() -> None:
+    """Entry point of the ``clinic-env`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

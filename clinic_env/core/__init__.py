@@ -1,0 +1,1 @@
+"""The consultation engine shared by the AEC, Parallel and single-agent envs."""

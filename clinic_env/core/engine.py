@@ -1,0 +1,362 @@
+"""The consultation engine: state, legality, transitions and rewards of one episode.
+
+The AEC env, the native Parallel env and the single-agent wrapper are thin shells around
+:class:`Consultation`, so they cannot drift apart. A cycle is doctor -> patient -> examiner; the
+legal actions of a cycle are fixed when it begins, which makes applying the three actions in turn
+(AEC) or together (Parallel) equivalent. Speech alternates: a question asked in one cycle is
+answered in the next, while the doctor waits.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+
+from clinic_env.core.actions import COMMIT_DIFFERENTIAL, END_SEGMENT, PATIENT_MODES, VERDICTS, WAIT, ActionTable
+from clinic_env.core.layout import ObservationLayout
+from clinic_env.core.speech import render_answer
+from clinic_env.core.text import sanitise
+from clinic_env.core.transcript import Transcript
+from clinic_env.rewards.checks import EpisodeView, evaluate_check
+from clinic_env.rewards.config import RewardConfig
+from clinic_env.rewards.segment import (
+    diagnosis_reward,
+    differential_reward,
+    history_reward,
+    rubric_score,
+    tests_reward,
+)
+from clinic_env.schema.case import Case
+from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.persona import Persona
+from clinic_env.schema.rubric import RubricItem
+
+__all__ = ["AGENTS", "DOCTOR", "EXAMINER", "PATIENT", "SEGMENTS", "Consultation"]
+
+AGENTS = ("doctor_0", "patient_0", "examiner_0")
+DOCTOR, PATIENT, EXAMINER = 0, 1, 2
+SEGMENTS = ("history", "differential", "tests", "diagnosis")
+HISTORY, DIFFERENTIAL, TESTS, DIAGNOSIS = 0, 1, 2, 3
+_LITERACY = {"low": 0.0, "medium": 0.5, "high": 1.0}
+
+
+class Consultation:
+    """One consultation's state machine (reused across episodes by calling :meth:`reset`)."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        config: RewardConfig,
+        general_rubric: Sequence[RubricItem] = (),
+        max_cycles: int = 150,
+    ) -> None:
+        self.cat = catalogue
+        self.table = ActionTable.from_catalogue(catalogue)
+        self.layout = ObservationLayout(len(catalogue.history_ids), len(catalogue.test_ids), len(catalogue.diagnosis_codes))
+        self.config = config
+        self.general_rubric = tuple(general_rubric)
+        self.max_cycles = max_cycles
+        self._hx_index = {h: i for i, h in enumerate(catalogue.history_ids)}
+        self._test_index = {t: i for i, t in enumerate(catalogue.test_ids)}
+        self._dx_index = {c: i for i, c in enumerate(catalogue.diagnosis_codes)}
+        self._blocks = {c: d.block for c, d in catalogue.diagnoses.items()}
+        n, t = self.table.n, self.table
+        self._wait_mask = np.zeros(n, np.int8)
+        self._wait_mask[WAIT] = 1
+        self._answer_mask = np.zeros(n, np.int8)
+        self._answer_mask[t.answer0 : t.answer0 + len(PATIENT_MODES) - 1] = 1
+        self._answer_mask_contra = self._answer_mask.copy()
+        self._answer_mask_contra[t.answer("contradict")] = 1
+        self._verdict_mask = np.zeros(n, np.int8)
+        self._verdict_mask[t.verdict0 : t.verdict0 + len(VERDICTS)] = 1
+        self._doctor_mask = np.zeros(n, np.int8)
+        self.masks: list[np.ndarray] = [self._wait_mask] * 3
+        self.case: Case | None = None
+
+    # ----------------------------------------------------------------------------- episode set-up
+    def reset(self, case: Case, persona: Persona, rng: np.random.Generator) -> None:
+        """Start a new episode of ``case`` with ``persona``, drawing noise from ``rng``."""
+        lay = self.layout
+        self.case, self.persona, self.rng = case, persona, rng
+        self.segment = HISTORY
+        self.cycle = 0
+        self.asked: dict[str, int] = {}
+        self.credit: dict[str, float] = {}
+        self.heard: dict[str, float] = {}
+        self.contradiction_used = False
+        self.pending: str | None = None
+        self.ordered: list[str] = []
+        self.cost = 0.0
+        self.differential: list[str] = []
+        self.final_dx: str | None = None
+        self.rubric = (*case.rubric, *self.general_rubric)
+        self.queue: deque[int] = deque()
+        self.verdicts: dict[int, bool | None] = {}
+        self.segment_scores: dict[str, float] = {}
+        self.terminated = self.truncated = False
+        self.end_reason: str | None = None
+        self.turns: list[dict[str, object]] = []
+        self.transcript = Transcript()
+        pub = np.zeros(lay.size, np.float32)
+        pub[lay.AGE] = min(case.demographics.age / 100.0, 1.0)
+        pub[lay.SEX + (case.demographics.sex == "F")] = 1.0
+        pub[lay.hx_answer + self._hx_index[case.presenting_complaint]] = 1.0
+        self.pub = pub
+        self._case_present = np.zeros(lay.n_history, np.float32)
+        for key, fact in case.history.items():
+            if fact.present:
+                self._case_present[self._hx_index[key]] = 1.0
+        noise = persona.noise
+        self._persona_vec = np.array(
+            [noise.vague, noise.withholding, noise.contradiction, noise.tangential, persona.anxiety,
+             persona.trust, persona.verbosity, _LITERACY[persona.literacy]], np.float32)
+        self._enter_segment(HISTORY)
+        demo = case.demographics
+        self.transcript.add("all", f"[{case.setting}] {demo.age:g}-year-old {'man' if demo.sex == 'M' else 'woman'}"
+                            if demo.age >= 16 else f"[{case.setting}] child aged {demo.age:g} years, with a {case.informant}")
+        self.transcript.add("all", f"Patient: {sanitise(case.opening_statement)}")
+        self.begin_cycle()
+
+    def _enter_segment(self, segment: int) -> None:
+        lay, t, m = self.layout, self.table, self._doctor_mask
+        self.pub[lay.SEGMENT : lay.SEGMENT + 4] = 0.0
+        self.segment = segment
+        m[:] = 0
+        if segment == HISTORY:
+            m[t.ask0 : t.order0] = 1
+            m[END_SEGMENT] = 1
+        elif segment == TESTS:
+            m[t.order0 : t.dx0] = 1
+            m[END_SEGMENT] = 1
+        elif segment in (DIFFERENTIAL, DIAGNOSIS):
+            m[t.dx0 : t.answer0] = 1
+        if segment <= DIAGNOSIS:
+            self.pub[lay.SEGMENT + segment] = 1.0
+
+    def begin_cycle(self) -> None:
+        """Fix every agent's legal actions for the cycle about to start."""
+        doctor_waits = self.pending is not None or self.final_dx is not None
+        self.masks = [
+            self._wait_mask if doctor_waits else self._doctor_mask,
+            self._patient_mask() if self.pending is not None else self._wait_mask,
+            self._verdict_mask if self.queue else self._wait_mask,
+        ]
+        self.pub[self.layout.PENDING] = 1.0 if self.pending is not None else 0.0
+
+    def _patient_mask(self) -> np.ndarray:
+        fact = self.case.history.get(self.pending) if self.case and self.pending else None
+        usable = fact is not None and fact.contradiction and not self.contradiction_used
+        return self._answer_mask_contra if usable else self._answer_mask
+
+    # ----------------------------------------------------------------------------- acting
+    def act(self, agent: int, action: object) -> tuple[dict[str, float], bool]:
+        """Apply ``agent``'s action.
+
+        Returns:
+            The reward components the action earned its agent, and whether it was illegal (an
+            action outside the cycle's mask, or not an integer, is a penalised no-op).
+        """
+        try:
+            a = int(action)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            a = -1
+        mask = self.masks[agent]
+        if not 0 <= a < mask.shape[0] or not mask[a]:
+            self._log(agent, self._name(a), None, {"illegal": -self.config.illegal_penalty})
+            return {"illegal": -self.config.illegal_penalty}, True
+        if a == WAIT:
+            return {}, False
+        if agent == DOCTOR:
+            return self._doctor(a), False
+        if agent == PATIENT:
+            self._answer(PATIENT_MODES[a - self.table.answer0])
+        else:
+            self._verdict(VERDICTS[a - self.table.verdict0])
+        return {}, False
+
+    def _name(self, a: int) -> str:
+        return self.table.names[a] if 0 <= a < self.table.n else f"<invalid {a}>"
+
+    def _log(self, agent: int, action: str, text: str | None, components: dict[str, float]) -> None:
+        self.turns.append({"cycle": self.cycle, "agent": AGENTS[agent], "segment": SEGMENTS[min(self.segment, 3)],
+                           "action": action, "text": text, "reward_components": components})
+
+    def _doctor(self, a: int) -> dict[str, float]:
+        t, lay, cat = self.table, self.layout, self.cat
+        comps = {"step": -self.config.step_cost}
+        name = t.names[a]
+        text: str | None = None
+        if a == END_SEGMENT or a == COMMIT_DIFFERENTIAL:
+            comps.update(self._close_segment())
+            text = f"(ends the {SEGMENTS[self.segment - 1]} segment)"
+        elif a < t.order0:
+            hid = t.history_ids[a - t.ask0]
+            self.pending = hid
+            self.asked[hid] = self.asked.get(hid, 0) + 1
+            self.pub[lay.hx_asked + a - t.ask0] = 1.0
+            text = cat.history[hid].question
+            self.transcript.add("all", f"Doctor: {text}")
+        elif a < t.dx0:
+            tid = t.test_ids[a - t.order0]
+            item = cat.tests[tid]
+            self.ordered.append(tid)
+            self.cost += item.cost_usd
+            finding = self.case.result(tid)
+            text = sanitise(finding.text) if finding else item.normal_result
+            i = a - t.order0
+            self.pub[lay.test_ordered + i] = 1.0
+            self.pub[lay.test_abnormal + i] = 1.0 if finding and finding.abnormal else 0.0
+            self.pub[lay.COST] = min(self.cost / self.case.budget_usd, self.config.cost_cap) / self.config.cost_cap
+            self._doctor_mask[a] = 0
+            self.transcript.add("all", f"Result - {item.label}: {text}")
+        else:
+            code = t.diagnosis_codes[a - t.dx0]
+            label = cat.diagnoses[code].label
+            if self.segment == DIFFERENTIAL:
+                self.differential.append(code)
+                self.pub[lay.dx_listed + a - t.dx0] = 1.0
+                self.pub[lay.DIFF_SIZE] = len(self.differential) / self.config.differential_max
+                self._doctor_mask[a] = 0
+                self._doctor_mask[COMMIT_DIFFERENTIAL] = 1
+                if len(self.differential) >= self.config.differential_max:
+                    self._doctor_mask[t.dx0 : t.answer0] = 0
+                text = f"Differential #{len(self.differential)}: {label} ({code})"
+            else:
+                self.final_dx = code
+                self.pub[lay.GRADING] = 1.0
+                comps["diagnosis"] = self._score(DIAGNOSIS)
+                self._queue_items(("diagnosis", None))
+                self.segment = DIAGNOSIS + 1
+                text = f"Final diagnosis: {label} ({code})"
+            self.transcript.add("all", f"Doctor: {text}")
+        self._log(DOCTOR, name, text, comps)
+        return comps
+
+    def _close_segment(self) -> dict[str, float]:
+        seg = self.segment
+        comps = {SEGMENTS[seg]: self._score(seg)}
+        self._queue_items((SEGMENTS[seg],))
+        self._enter_segment(seg + 1)
+        return comps
+
+    def _queue_items(self, segments: tuple[str | None, ...]) -> None:
+        self.queue.extend(i for i, item in enumerate(self.rubric) if item.segment in segments)
+
+    def _score(self, seg: int) -> float:
+        """Score segment ``seg`` as it stands and remember it."""
+        case, cfg = self.case, self.config
+        if seg == HISTORY:
+            score = history_reward(case.history, self.credit, exclude=(case.presenting_complaint,))
+        elif seg == DIFFERENTIAL:
+            score = differential_reward(self.differential, case.gold_diagnosis, case.must_not_miss,
+                                        cfg.differential_k, cfg.differential_extra_penalty)
+        elif seg == TESTS:
+            score, _ = tests_reward(self.ordered, case.essential_tests, case.optional_tests, self.cost,
+                                    case.budget_usd, cfg.cost_weight, cfg.cost_cap)
+        else:
+            score = diagnosis_reward(self.final_dx, case.gold_diagnosis, self._blocks)
+        self.segment_scores[SEGMENTS[seg]] = score
+        return score
+
+    def _answer(self, mode: str) -> None:
+        hid, lay = self.pending, self.layout
+        assert hid is not None
+        fact = self.case.history.get(hid)
+        ans = render_answer(mode, self.cat.history[hid], fact, self.persona, self.rng, self.heard.get(hid))
+        i = self._hx_index[hid]
+        self.credit[hid] = max(self.credit.get(hid, 0.0), ans.credit)
+        self.heard[hid] = ans.heard
+        self.pub[lay.hx_answer + i] = ans.heard
+        self.pub[lay.hx_unclear + i] = 1.0 if ans.unclear else 0.0
+        self.contradiction_used |= ans.contradiction
+        text = sanitise(ans.text)
+        noise = self.persona.noise
+        if noise.tangential and self.persona.phrases.tangents and self.rng.random() < noise.tangential:
+            tangents = self.persona.phrases.tangents
+            text += " " + sanitise(tangents[int(self.rng.integers(len(tangents)))])
+        self.transcript.add("all", f"Patient: {text}")
+        inter = self.persona.interruption
+        if inter.rate and inter.questions and self.rng.random() < inter.rate:
+            question = inter.questions[int(self.rng.integers(len(inter.questions)))]
+            self.transcript.add("doctor", f"Patient (to the doctor): {sanitise(question)}")
+        self.pending = None
+        self._log(PATIENT, f"answer:{mode}", text, {})
+
+    def _verdict(self, verdict: str) -> None:
+        i = self.queue.popleft()
+        self.verdicts[i] = None if verdict == "abstain" else verdict == "met"
+        self.transcript.add("examiner", f"Examiner: [{verdict}] {self.rubric[i].criterion}")
+        self._log(EXAMINER, f"verdict:{verdict}", self.rubric[i].criterion, {})
+
+    def end_cycle(self) -> dict[str, float]:
+        """Close the cycle: check termination and truncation; returns end-of-episode components."""
+        self.cycle += 1
+        comps: dict[str, float] = {}
+        if self.final_dx is not None and not self.queue:
+            self.terminated, self.end_reason = True, "final_diagnosis"
+        elif self.cycle >= self.max_cycles:
+            self.truncated, self.end_reason = True, "max_cycles"
+            if self.segment <= DIAGNOSIS and SEGMENTS[self.segment] not in self.segment_scores:
+                comps[SEGMENTS[self.segment]] = self._score(self.segment)
+        if self.terminated or self.truncated:
+            comps["rubric"] = self.rubric_result()[0]
+            self.segment_scores["rubric"] = comps["rubric"]
+            self.masks = [self._wait_mask] * 3
+        else:
+            self.begin_cycle()
+        self.pub[self.layout.PROGRESS] = min(self.cycle / self.max_cycles, 1.0)
+        return comps
+
+    # ----------------------------------------------------------------------------- views
+    def episode_view(self) -> EpisodeView:
+        """The facts rule checks look at."""
+        return EpisodeView(self.asked.keys(), set(self.ordered), self.cost, tuple(self.differential), self.final_dx)
+
+    def rule_verdict(self, i: int) -> bool | None:
+        """The rule check's verdict on rubric item ``i`` (None when it has no check)."""
+        check = self.rubric[i].check
+        return None if check is None else evaluate_check(check, self.episode_view())
+
+    def rubric_result(self) -> tuple[float, dict[str, int]]:
+        """HealthBench score and counts over the verdicts given so far (unjudged items are failed)."""
+        return rubric_score(self.rubric, self.verdicts)
+
+    def observe(self, agent: int) -> np.ndarray:
+        """The observation vector of ``agent`` (a fresh array)."""
+        lay = self.layout
+        v = self.pub.copy()
+        v[lay.ROLE + agent] = 1.0
+        if agent == PATIENT:
+            v[lay.case_present : lay.pending_flags] = self._case_present
+            v[lay.persona : lay.persona + 8] = self._persona_vec
+            if self.pending is not None:
+                hid = self.pending
+                v[lay.pending_item + self._hx_index[hid]] = 1.0
+                fact = self.case.history.get(hid)
+                v[lay.pending_flags] = 1.0 if fact else 0.0
+                v[lay.pending_flags + 1] = min(self.asked.get(hid, 0) / 3.0, 1.0)
+                v[lay.pending_flags + 2] = 1.0 if fact and fact.contradiction and not self.contradiction_used else 0.0
+                v[lay.pending_flags + 3] = 1.0 if self.cat.history[hid].sensitive else 0.0
+        elif agent == EXAMINER and self.queue:
+            i = self.queue[0]
+            item, rule = self.rubric[i], self.rule_verdict(i)
+            e = lay.examiner
+            v[e] = 0.0 if rule is None else 1.0
+            v[e + 1] = 1.0 if rule else 0.0
+            v[e + 2] = (item.points + 10) / 20.0
+            seg = item.segment
+            v[e + 3 + (SEGMENTS.index(seg) if seg else 4)] = 1.0
+            v[e + 8] = len(self.queue) / max(len(self.rubric), 1)
+        return v
+
+    def render_text(self) -> str:
+        """The full transcript and a status line (what ``render_mode="ansi"`` returns)."""
+        status = (f"[cycle {self.cycle}/{self.max_cycles} | segment {SEGMENTS[min(self.segment, 3)]}"
+                  f" | cost ${self.cost:.0f}]")
+        return f"{self.transcript.full()}\n{status}"
+
+    def view_text(self, agent: int) -> str:
+        """The transcript ``agent`` may read."""
+        return self.transcript.view(("all", "doctor") if agent == DOCTOR else ("all", "examiner") if agent == EXAMINER else ("all",))

@@ -1,0 +1,79 @@
+"""How the structured patient's answer mode becomes words and disclosure (pure functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from clinic_env.schema.case import Fact
+from clinic_env.schema.catalogue import HistoryItem
+from clinic_env.schema.persona import Persona
+
+__all__ = ["Answer", "render_answer"]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A rendered answer.
+
+    Attributes:
+        text: What the patient says.
+        credit: Disclosure credit for the history reward (1 full, 0.5 vague, 0 none).
+        heard: What the doctor hears as a value: 1 yes, 0.5 vague yes, 0 no / nothing.
+        unclear: The answer was vague, withheld or contradicted an earlier one.
+        contradiction: The scripted contradiction was used (flagged in the ground truth).
+    """
+
+    text: str
+    credit: float
+    heard: float
+    unclear: bool
+    contradiction: bool = False
+
+
+def _pick(options: tuple[str, ...], rng: np.random.Generator, fallback: str) -> str:
+    return options[int(rng.integers(len(options)))] if options else fallback
+
+
+def render_answer(
+    mode: str,
+    item: HistoryItem,
+    fact: Fact | None,
+    persona: Persona,
+    rng: np.random.Generator,
+    previously_heard: float | None,
+) -> Answer:
+    """Turn an answer mode into the patient's words.
+
+    Args:
+        mode: ``truthful``, ``vague``, ``withhold``, ``deny`` or ``contradict``.
+        item: The catalogue item asked about.
+        fact: The case's fact for it, or None when the case does not list it (the patient then
+            gives the catalogue's default answer: the finding is absent).
+        persona: Supplies the wording of vague and withheld answers.
+        rng: The env's generator (phrase choice).
+        previously_heard: What the doctor heard last time for this item, if asked before.
+    """
+    if mode == "withhold":
+        return Answer(_pick(persona.phrases.withhold, rng, "I'd rather not say."), 0.0, 0.0, True)
+    if fact is None:
+        if mode == "vague":
+            return Answer(_pick(persona.phrases.vague, rng, "I'm not sure."), 0.0, 0.0, True)
+        return Answer(item.default_answer, 0.0, 0.0, False)
+    truth = 1.0 if fact.present else 0.0
+    if mode == "truthful":
+        return Answer(fact.text, 1.0, truth, False)
+    if mode == "vague":
+        text = fact.vague or _pick(persona.phrases.vague, rng, "I'm not sure.")
+        return Answer(text, 0.5, 0.5 * truth, True)
+    if mode == "deny":
+        if fact.present:
+            return Answer(item.default_answer, 0.0, 0.0, False)
+        return Answer(fact.text, 1.0, 0.0, False)
+    if mode == "contradict" and fact.contradiction:
+        heard = 1.0 - truth
+        clash = previously_heard is not None and previously_heard != heard
+        # The doctor is credited for asking: the inconsistency is the persona's, not theirs.
+        return Answer(fact.contradiction, 1.0, heard, clash, contradiction=True)
+    return Answer(fact.text, 1.0, truth, False)

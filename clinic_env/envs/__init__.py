@@ -1,0 +1,1 @@
+"""PettingZoo and Gymnasium environments built on :class:`clinic_env.core.engine.Consultation`."""

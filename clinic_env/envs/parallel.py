@@ -1,0 +1,101 @@
+"""The native Parallel consultation environment: one step is one cycle of all three agents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+
+from clinic_env.core.engine import AGENTS, DOCTOR, SEGMENTS
+from clinic_env.envs.aec import build_spaces
+from clinic_env.envs.setup import EnvInfo, resolve_setup
+
+__all__ = ["ConsultationParallelEnv"]
+
+
+class ConsultationParallelEnv(ParallelEnv):
+    """Parallel form of :class:`~clinic_env.envs.aec.ConsultationEnv` (same arguments, spaces,
+    rewards and episode end).
+
+    ``step(actions)`` applies the doctor's, the patient's and the examiner's actions in that order
+    and closes the cycle. Because each cycle's legal actions are fixed when it starts, this is the
+    same episode the AEC env produces from the same actions. A missing action of a live agent is
+    treated as illegal (a penalised no-op).
+    """
+
+    metadata = {"name": "clinic_consultation_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.setup = resolve_setup(**kwargs)
+        self.engine = self.setup.engine()
+        self.info: EnvInfo = self.setup.info(self.engine)
+        self.possible_agents = list(AGENTS)
+        self.agents = list(AGENTS)
+        self._obs_space, self._act_space = build_spaces(self.engine.layout.size, self.engine.table.n)
+        self.np_random, _ = seeding.np_random(None)
+
+    def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
+        return self._obs_space
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Discrete:
+        return self._act_space
+
+    def _observe(self, i: int) -> dict[str, Any]:
+        eng = self.engine
+        return {"observation": eng.observe(i), "transcript": eng.view_text(i), "action_mask": eng.masks[i].copy()}
+
+    def _info(self, components: dict[str, float], illegal: bool) -> dict[str, Any]:
+        eng = self.engine
+        info: dict[str, Any] = {"reward_components": components, "illegal_action": illegal,
+                                "segment": SEGMENTS[min(eng.segment, 3)], "cycle": eng.cycle}
+        if eng.terminated or eng.truncated:
+            info["end_reason"] = eng.end_reason
+            info["segment_scores"] = dict(eng.segment_scores)
+        return info
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        if seed is not None:
+            self.np_random, _ = seeding.np_random(seed)
+        case, persona = self.setup.choose(self.np_random, options)
+        self.engine.reset(case, persona, self.np_random)
+        self.agents = list(AGENTS)
+        obs = {a: self._observe(i) for i, a in enumerate(AGENTS)}
+        return obs, {a: self._info({}, False) for a in AGENTS}
+
+    def step(self, actions: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
+        eng = self.engine
+        comps: list[dict[str, float]] = []
+        illegal: list[bool] = []
+        for i, agent in enumerate(AGENTS):
+            c, bad = eng.act(i, actions.get(agent))
+            comps.append(dict(c))
+            illegal.append(bad)
+        for key, value in eng.end_cycle().items():
+            comps[DOCTOR][key] = comps[DOCTOR].get(key, 0.0) + value
+        scalar = self.setup.config.scalar
+        rewards = {a: scalar(comps[i]) for i, a in enumerate(AGENTS)}
+        done_t, done_u = eng.terminated, eng.truncated
+        obs = {a: self._observe(i) for i, a in enumerate(AGENTS)}
+        infos = {a: self._info(comps[i], illegal[i]) for i, a in enumerate(AGENTS)}
+        terminations = dict.fromkeys(AGENTS, done_t)
+        truncations = dict.fromkeys(AGENTS, done_u)
+        if done_t or done_u:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return obs, rewards, terminations, truncations, infos
+
+    def render(self) -> str | None:
+        out = self.engine.render_text()
+        if self.render_mode == "human":
+            print(out)
+            return None
+        return out
+
+    def close(self) -> None:
+        pass

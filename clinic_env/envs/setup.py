@@ -1,0 +1,143 @@
+"""Resolve the constructor arguments shared by every env (cases, personas, rubrics, config)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+
+from clinic_env.core.actions import ActionTable
+from clinic_env.core.engine import Consultation
+from clinic_env.core.layout import ObservationLayout
+from clinic_env.rewards.config import RewardConfig
+from clinic_env.schema.case import Case
+from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.errors import DataError
+from clinic_env.schema.loading import load_cases, load_catalogue, load_personas, load_rubric_banks
+from clinic_env.schema.persona import Persona
+from clinic_env.schema.rubric import RubricBank, RubricItem
+
+__all__ = ["ENV_VERSION", "EnvInfo", "EnvSetup", "resolve_setup"]
+
+#: Version of the env's behaviour; recorded in every episode record. Bump on any change.
+ENV_VERSION = "consultation-v0"
+
+CasesArg = Union[str, Path, Case, Sequence[Case], None]
+PersonaArg = Union[str, Persona, Sequence[Persona], None]
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What a policy needs to decode observations and actions of an env."""
+
+    catalogue: Catalogue
+    table: ActionTable
+    layout: ObservationLayout
+    config: RewardConfig
+
+
+@dataclass
+class EnvSetup:
+    """The resolved ingredients of an env."""
+
+    catalogue: Catalogue
+    cases: list[Case]
+    personas: list[Persona]
+    general_rubric: tuple[RubricItem, ...]
+    rubric_version: str
+    config: RewardConfig
+    max_cycles: int
+
+    def engine(self) -> Consultation:
+        """A fresh engine for this set-up."""
+        return Consultation(self.catalogue, self.config, self.general_rubric, self.max_cycles)
+
+    def info(self, engine: Consultation) -> EnvInfo:
+        """The policy-facing description of ``engine``."""
+        return EnvInfo(self.catalogue, engine.table, engine.layout, self.config)
+
+    def choose(self, rng: np.random.Generator, options: dict[str, Any] | None) -> tuple[Case, Persona]:
+        """Pick the episode's case and persona: from ``options`` (``case_id``, ``persona_id``) or by ``rng``."""
+        options = options or {}
+        case_id, persona_id = options.get("case_id"), options.get("persona_id")
+        if case_id is not None:
+            matches = [c for c in self.cases if c.id == case_id]
+            if not matches:
+                raise KeyError(f"options['case_id']={case_id!r} is not among the env's {len(self.cases)} cases")
+            case = matches[0]
+        else:
+            case = self.cases[int(rng.integers(len(self.cases)))]
+        if persona_id is not None:
+            found = [p for p in self.personas if p.id == persona_id]
+            if not found:
+                raise KeyError(f"options['persona_id']={persona_id!r} is not among the env's personas")
+            persona = found[0]
+        else:
+            persona = self.personas[int(rng.integers(len(self.personas)))]
+        return case, persona
+
+
+def _cases(case: CasesArg, cases: CasesArg, cat: Catalogue) -> list[Case]:
+    chosen = case if case is not None else cases
+    if chosen is None:
+        return load_cases(None) if cat is load_catalogue() else load_cases(None, cat)
+    if isinstance(chosen, Case):
+        return [chosen]
+    if isinstance(chosen, (str, Path)):
+        path = Path(chosen)
+        if not path.exists():
+            found = [c for c in load_cases(None) if c.id == str(chosen)]
+            if found:
+                return found
+            raise DataError.single(chosen, "", "no such case file, folder or bundled case id")
+        return load_cases(path, cat)
+    out = list(chosen)
+    if not out or not all(isinstance(c, Case) for c in out):
+        raise TypeError("cases= must be a path, a case id, a Case or a non-empty sequence of Case objects")
+    return out
+
+
+def _personas(persona: PersonaArg) -> list[Persona]:
+    if persona is None:
+        return load_personas()
+    if isinstance(persona, Persona):
+        return [persona]
+    if isinstance(persona, (str, Path)):
+        path = Path(persona)
+        if path.exists():
+            return load_personas(path)
+        found = [p for p in load_personas() if p.id == str(persona)]
+        if not found:
+            raise DataError.single(str(persona), "", "no such persona file or bundled persona id")
+        return found
+    out = list(persona)
+    if not out or not all(isinstance(p, Persona) for p in out):
+        raise TypeError("persona= must be a path, a persona id, a Persona or a sequence of Persona objects")
+    return out
+
+
+def resolve_setup(
+    *,
+    case: CasesArg = None,
+    cases: CasesArg = None,
+    persona: PersonaArg = None,
+    rubrics: str | Path | Sequence[RubricBank] | None = None,
+    catalogue: str | Path | Catalogue | None = None,
+    reward_config: RewardConfig | dict[str, Any] | None = None,
+    max_cycles: int = 150,
+) -> EnvSetup:
+    """Load and check everything an env needs (see :class:`ConsultationEnv` for the arguments)."""
+    if max_cycles < 1:
+        raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+    cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
+    if rubrics is None or isinstance(rubrics, (str, Path)):
+        banks = load_rubric_banks(rubrics, cat)
+    else:
+        banks = list(rubrics)
+    items = tuple(item for bank in banks for item in bank.items)
+    version = "+".join(f"{b.name}@v{b.version}" for b in banks) or "none"
+    config = reward_config if isinstance(reward_config, RewardConfig) else RewardConfig(**(reward_config or {}))
+    return EnvSetup(cat, _cases(case, cases, cat), _personas(persona), items, version, config, max_cycles)

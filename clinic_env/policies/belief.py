@@ -1,0 +1,97 @@
+"""A naive-Bayes belief over diagnoses, read from the doctor's observation vector.
+
+Likelihoods come from the diagnosis catalogue's ``features`` (P(finding | diagnosis)); a finding a
+diagnosis does not list has the background rate ``base``. Only diagnoses plausible for the
+patient's age and sex are candidates; the prior is the catalogue prior times the likelihood of the
+presenting complaint. Used by the scripted doctors; simplified on purpose (findings are treated as
+independent given the diagnosis).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clinic_env.envs.setup import EnvInfo
+
+__all__ = ["Belief"]
+
+
+def _entropy(p: np.ndarray, axis: int = 0) -> np.ndarray:
+    q = np.clip(p, 1e-12, 1.0)
+    return -(p * np.log2(q)).sum(axis=axis)
+
+
+class Belief:
+    """Posterior over the catalogue's diagnoses given the findings in an observation.
+
+    Args:
+        info: The env's description (catalogue and observation layout).
+        base: Background probability of a finding a diagnosis does not list.
+    """
+
+    def __init__(self, info: EnvInfo, base: float = 0.05) -> None:
+        cat, lay = info.catalogue, info.layout
+        self.info = info
+        self.codes = cat.diagnosis_codes
+        n_h, n_t = lay.n_history, lay.n_tests
+        # Columns: history items then tests, matching the observation's hx_* and test_* sections.
+        lik = np.full((len(self.codes), n_h + n_t), base, np.float64)
+        col = {h: i for i, h in enumerate(cat.history_ids)}
+        col.update({t: n_h + i for i, t in enumerate(cat.test_ids)})
+        for d, code in enumerate(self.codes):
+            for key, p in cat.diagnoses[code].features.items():
+                lik[d, col[key]] = p
+        self.lik = lik
+        self.log_yes = np.log(lik)
+        self.log_no = np.log1p(-lik)
+        self.log_prior = np.log(np.array([cat.diagnoses[c].prior for c in self.codes]))
+        self.informative = (lik != base).any(axis=0)
+        self.n_h = n_h
+        self._plausible_cache: dict[tuple[float, str], np.ndarray] = {}
+
+    def _plausible(self, age: float, sex: str) -> np.ndarray:
+        key = (round(age, 1), sex)
+        mask = self._plausible_cache.get(key)
+        if mask is None:
+            cat = self.info.catalogue
+            mask = np.array([cat.diagnoses[c].plausible_for(age, sex) for c in self.codes])
+            self._plausible_cache[key] = mask
+        return mask
+
+    def evidence(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Observed columns and their values (1 present, 0 absent) from a doctor observation."""
+        lay = self.info.layout
+        n_h, n_t = lay.n_history, lay.n_tests
+        answer = vector[lay.hx_answer : lay.hx_answer + n_h]
+        asked = vector[lay.hx_asked : lay.hx_asked + n_h]
+        unclear = vector[lay.hx_unclear : lay.hx_unclear + n_h]
+        known_hx = ((asked > 0) & (unclear == 0)) | (answer >= 1.0)
+        ordered = vector[lay.test_ordered : lay.test_ordered + n_t] > 0
+        abnormal = vector[lay.test_abnormal : lay.test_abnormal + n_t]
+        observed = np.concatenate([known_hx, ordered])
+        values = np.concatenate([answer >= 0.5, abnormal > 0])
+        return observed, values
+
+    def posterior(self, vector: np.ndarray) -> np.ndarray:
+        """P(diagnosis | findings) over ``self.codes`` (0 for implausible diagnoses)."""
+        lay = self.info.layout
+        age = float(vector[lay.AGE]) * 100.0
+        sex = "F" if vector[lay.SEX + 1] else "M"
+        observed, values = self.evidence(vector)
+        yes = observed & values
+        no = observed & ~values
+        logp = self.log_prior + self.log_yes[:, yes].sum(axis=1) + self.log_no[:, no].sum(axis=1)
+        logp = np.where(self._plausible(age, sex), logp, -np.inf)
+        logp -= logp.max()
+        p = np.exp(logp)
+        return p / p.sum()
+
+    def information_gain(self, post: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        """Expected entropy reduction (bits) of observing each column in ``columns``."""
+        lik = self.lik[:, columns]
+        p_yes = post @ lik
+        joint_yes = post[:, None] * lik
+        joint_no = post[:, None] * (1.0 - lik)
+        h_yes = _entropy(joint_yes / np.maximum(p_yes, 1e-12))
+        h_no = _entropy(joint_no / np.maximum(1.0 - p_yes, 1e-12))
+        return _entropy(post) - (p_yes * h_yes + (1.0 - p_yes) * h_no)

@@ -1,0 +1,227 @@
+"""Scripted doctor baselines: a guideline-style ``thorough`` doctor and an ``info-gain`` doctor.
+
+Both read only the doctor's observation vector and keep a naive-Bayes
+:class:`~clinic_env.policies.belief.Belief` over the diagnoses. They differ in what they ask and
+order:
+
+- :class:`ThoroughDoctor` works through the presentation's guideline checklist
+  (``presentations.yaml``): every listed question, the listed work-up, then the most likely
+  diagnosis. Complete but not economical.
+- :class:`InfoGainDoctor` asks the question (and orders the test, per dollar) with the largest
+  expected reduction of entropy over the differential, and stops when no question is worth
+  asking or the leading diagnosis is probable enough.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from clinic_env.core.actions import COMMIT_DIFFERENTIAL, END_SEGMENT, WAIT
+from clinic_env.envs.setup import EnvInfo
+from clinic_env.policies.base import segment_of
+from clinic_env.policies.belief import Belief
+
+__all__ = ["InfoGainDoctor", "ThoroughDoctor"]
+
+#: Questions a clinician asks in every consultation, whatever the complaint.
+CORE_QUESTIONS = (
+    "hx.onset", "hx.duration", "hx.severity", "hx.progression", "pmh.previous_surgery", "meds.current",
+    "allergy.drug", "social.smoking", "social.alcohol", "social.occupation", "fam.cad",
+)
+
+
+class _ScriptedDoctor:
+    """Shared machinery: decoding the observation and the differential and diagnosis steps."""
+
+    def __init__(self, info: EnvInfo, seed: int | None = None, differential_size: int = 5,
+                 must_not_miss_floor: float = 0.01) -> None:
+        self.info = info
+        self.belief = Belief(info)
+        self.differential_size = differential_size
+        self.must_not_miss_floor = must_not_miss_floor
+        cat = info.catalogue
+        self._mnm = np.array([cat.diagnoses[c].must_not_miss for c in cat.diagnosis_codes])
+        self._hx_col = {h: i for i, h in enumerate(cat.history_ids)}
+        self._test_col = {t: i for i, t in enumerate(cat.test_ids)}
+        self.reset(seed)
+
+    def reset(self, seed: int | None = None) -> None:
+        self.reasked: set[int] = set()
+        self.presenting: int | None = None
+        self.extras = 0
+
+    def act(self, observation: dict[str, Any], agent: str) -> int:
+        mask = observation["action_mask"]
+        if mask[WAIT]:
+            return WAIT
+        v = observation["observation"]
+        lay, t = self.info.layout, self.info.table
+        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
+        if not asked.any() and segment_of(v, self.info) == 0:
+            self.reset()
+        if self.presenting is None:
+            answer = v[lay.hx_answer : lay.hx_answer + lay.n_history]
+            known = np.flatnonzero((answer >= 1.0) & (asked == 0))
+            self.presenting = int(known[0]) if len(known) else -1
+        post = self.belief.posterior(v)
+        seg = segment_of(v, self.info)
+        if seg == 0:
+            action = self._history(v, mask, post)
+        elif seg == 1:
+            action = self._differential(v, mask, post)
+        elif seg == 2:
+            action = self._tests(v, mask, post)
+        else:
+            action = t.dx0 + self._best_legal(post, mask[t.dx0 : t.answer0])
+        return int(action) if mask[action] else self._fallback(mask)
+
+    def _fallback(self, mask: np.ndarray) -> int:
+        for a in (END_SEGMENT, COMMIT_DIFFERENTIAL):
+            if mask[a]:
+                return a
+        return int(np.flatnonzero(mask)[0])
+
+    @staticmethod
+    def _best_legal(post: np.ndarray, legal: np.ndarray) -> int:
+        return int(np.argmax(np.where(legal > 0, post, -1.0)))
+
+    def _plan_differential(self, post: np.ndarray) -> list[int]:
+        order = np.argsort(-post, kind="stable")
+        plan = [int(d) for d in order[: self.differential_size] if post[d] > 0]
+        plan += [int(d) for d in order[self.differential_size :]
+                 if self._mnm[d] and post[d] >= self.must_not_miss_floor][:2]
+        return plan
+
+    def _differential(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        lay, t = self.info.layout, self.info.table
+        listed = v[lay.dx_listed : lay.dx_listed + lay.n_dx]
+        for d in self._plan_differential(post):
+            if not listed[d] and mask[t.dx0 + d]:
+                return t.dx0 + d
+        return COMMIT_DIFFERENTIAL
+
+    def _ask(self, i: int) -> int:
+        return self.info.table.ask0 + i
+
+    def _unasked(self, v: np.ndarray, ids: tuple[str, ...] | list[str]) -> list[int]:
+        lay = self.info.layout
+        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
+        cols = [self._hx_col[h] for h in ids if h in self._hx_col]
+        return [c for c in cols if not asked[c] and c != self.presenting]
+
+    def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        raise NotImplementedError
+
+    def _test_gains(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Legal test columns and their information gain per cost-weighted unit."""
+        t, cat = self.info.table, self.info.catalogue
+        legal = np.flatnonzero(mask[t.order0 : t.dx0])
+        if not len(legal):
+            return legal, np.zeros(0)
+        gain = self.belief.information_gain(post, legal + self.belief.n_h)
+        cost = np.array([cat.tests[cat.test_ids[i]].cost_usd for i in legal])
+        return legal, gain / (1.0 + cost / 250.0)
+
+
+class InfoGainDoctor(_ScriptedDoctor):
+    """Greedy expected-information-gain questioning and test ordering.
+
+    Args:
+        info: The env's description.
+        seed: Unused (the policy is deterministic); accepted for a uniform constructor.
+        max_questions: Most history questions asked.
+        min_gain: A question must be expected to remove at least this many bits of uncertainty.
+        max_tests: Most tests ordered.
+        confident: Stop testing once the leading diagnosis has this posterior probability.
+        always_ask: Safety questions asked before history closes (allergies, medication).
+    """
+
+    def __init__(self, info: EnvInfo, seed: int | None = None, max_questions: int = 18,
+                 min_gain: float = 0.03, max_tests: int = 6, confident: float = 0.9,
+                 always_ask: tuple[str, ...] = ("allergy.drug", "meds.current")) -> None:
+        super().__init__(info, seed)
+        self.max_questions = max_questions
+        self.min_gain = min_gain
+        self.max_tests = max_tests
+        self.confident = confident
+        self.always_ask = always_ask
+        self._hx_informative = np.flatnonzero(self.belief.informative[: self.belief.n_h])
+
+    def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        lay = self.info.layout
+        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
+        unclear = v[lay.hx_unclear : lay.hx_unclear + lay.n_history]
+        n_asked = int(asked.sum())
+        if n_asked < self.max_questions:
+            cand = [c for c in self._hx_informative
+                    if c != self.presenting and (not asked[c] or (unclear[c] and c not in self.reasked))]
+            if cand:
+                cols = np.array(cand)
+                gain = self.belief.information_gain(post, cols)
+                best = int(np.argmax(gain))
+                if gain[best] >= self.min_gain:
+                    col = int(cols[best])
+                    if asked[col]:
+                        self.reasked.add(col)
+                    return self._ask(col)
+        rest = self._unasked(v, self.always_ask)
+        return self._ask(rest[0]) if rest else END_SEGMENT
+
+    def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        lay, t = self.info.layout, self.info.table
+        n_ordered = int(v[lay.test_ordered : lay.test_ordered + lay.n_tests].sum())
+        if n_ordered >= self.max_tests or (n_ordered and post.max() >= self.confident):
+            return END_SEGMENT
+        legal, score = self._test_gains(v, mask, post)
+        if not len(legal) or score.max() < self.min_gain:
+            return END_SEGMENT
+        return t.order0 + int(legal[int(np.argmax(score))])
+
+
+class ThoroughDoctor(_ScriptedDoctor):
+    """Guideline-checklist doctor: the presentation's questions and work-up, then the likeliest diagnosis.
+
+    Args:
+        info: The env's description.
+        seed: Unused (deterministic).
+        extra_tests: Information-gain tests added after the checklist while the leading diagnosis
+            is below ``confident``.
+        confident: See ``extra_tests``.
+    """
+
+    def __init__(self, info: EnvInfo, seed: int | None = None, extra_tests: int = 2, confident: float = 0.8) -> None:
+        super().__init__(info, seed)
+        self.extra_tests = extra_tests
+        self.confident = confident
+
+    def _presentation(self) -> Any:
+        if self.presenting is None or self.presenting < 0:
+            return None
+        symptom = self.info.catalogue.history_ids[self.presenting]
+        return self.info.catalogue.presentations.get(symptom)
+
+    def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        pres = self._presentation()
+        checklist = list(pres.history) if pres else []
+        rest = self._unasked(v, checklist + list(CORE_QUESTIONS))
+        return self._ask(rest[0]) if rest else END_SEGMENT
+
+    def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        lay, t = self.info.layout, self.info.table
+        pres = self._presentation()
+        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        for tid in (("exam.vitals",) + (pres.tests if pres else ())):
+            col = self._test_col.get(tid)
+            if col is not None and not ordered[col] and mask[t.order0 + col]:
+                return t.order0 + col
+        if self.extras < self.extra_tests and post.max() < self.confident:
+            legal, score = self._test_gains(v, mask, post)
+            if len(legal) and score.max() > 0.01:
+                self.extras += 1
+                return t.order0 + int(legal[int(np.argmax(score))])
+        return END_SEGMENT

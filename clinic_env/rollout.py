@@ -1,0 +1,156 @@
+"""Rollouts: play episodes with pluggable policies and write message-level episode records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clinic_env.core.actions import WAIT
+from clinic_env.core.engine import AGENTS, DOCTOR
+from clinic_env.envs.aec import ConsultationEnv
+from clinic_env.envs.setup import ENV_VERSION
+from clinic_env.policies import Policy, make_policy
+from clinic_env.schema.case import Case
+
+__all__ = ["episode_seed", "play_episode", "run_batch", "write_records"]
+
+
+def episode_seed(seed: int, case_index: int, episode: int) -> int:
+    """A stable per-episode seed derived from the run seed, the case's position and the repeat."""
+    return int(np.random.SeedSequence((seed, case_index, episode)).generate_state(1)[0])
+
+
+def play_episode(
+    env: ConsultationEnv,
+    policies: dict[str, Policy],
+    seed: int,
+    options: dict[str, Any] | None = None,
+    doctor_name: str = "doctor",
+) -> dict[str, Any]:
+    """Play one episode of an AEC env and return its record (DESIGN.md §5).
+
+    Args:
+        env: A :class:`ConsultationEnv` (unwrapped).
+        policies: One policy per agent name.
+        seed: Seeds the env (case, persona, patient noise) and, offset per agent, the policies.
+        options: Passed to ``reset`` (``case_id``, ``persona_id``).
+        doctor_name: Recorded as the doctor's name.
+
+    Returns:
+        The episode record: ids, versions, every non-wait turn, totals and any errors.
+    """
+    env.reset(seed=seed, options=options)
+    for offset, agent in enumerate(AGENTS):
+        policies[agent].reset(seed + offset + 1)
+    totals = dict.fromkeys(AGENTS, 0.0)
+    errors: list[str] = []
+    for agent in env.agent_iter():
+        obs, reward, terminated, truncated, _ = env.last()
+        totals[agent] += reward
+        if terminated or truncated:
+            env.step(None)
+            continue
+        mask = obs["action_mask"]
+        if mask[WAIT] and mask.sum() == 1:
+            env.step(WAIT)
+            continue
+        env.step(policies[agent].act(obs, agent))
+    return episode_record(env, seed, doctor_name, totals, errors)
+
+
+def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: dict[str, float],
+                   errors: list[str]) -> dict[str, Any]:
+    """The record of the episode ``env`` just finished."""
+    eng = env.engine
+    case = eng.case
+    assert case is not None
+    score, counts = eng.rubric_result()
+    doctor_turns = sum(1 for t in eng.turns if t["agent"] == AGENTS[DOCTOR])
+    return {
+        "case_id": case.id,
+        "specialty": case.specialty,
+        "persona": eng.persona.id,
+        "seed": seed,
+        "doctor": doctor_name,
+        "env_version": ENV_VERSION,
+        "rubric_version": env.setup.rubric_version,
+        "catalogue": env.setup.catalogue.fingerprint(),
+        "turns": eng.turns,
+        "totals": {
+            "reward": totals[AGENTS[DOCTOR]],
+            **{k: float(v) for k, v in eng.segment_scores.items()},
+            "rubric": score,
+        },
+        "rubric_counts": counts,
+        "cost_usd": eng.cost,
+        "doctor_turns": doctor_turns,
+        "cycles": eng.cycle,
+        "questions": len(eng.asked),
+        "tests_ordered": list(eng.ordered),
+        "differential": list(eng.differential),
+        "final_diagnosis": eng.final_dx,
+        "gold_diagnosis": case.gold_diagnosis,
+        "terminated": eng.terminated,
+        "truncated": eng.truncated,
+        "end_reason": eng.end_reason,
+        "errors": errors,
+    }
+
+
+def run_batch(
+    cases: Sequence[Case],
+    doctors: Sequence[str],
+    episodes_per_case: int = 1,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    on_episode: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Play every case with every doctor against the default patient and examiner.
+
+    Each (case, repeat) gets one seed shared by all doctors, so the doctors meet the same persona
+    and the same patient noise: their scores are paired. A policy that raises is recorded in the
+    episode's ``errors`` and the batch goes on.
+
+    Args:
+        cases: The cases to play.
+        doctors: Doctor policy names (see :func:`clinic_env.policies.make_policy`).
+        episodes_per_case: Repeats per case and doctor.
+        seed: Run seed.
+        env_kwargs: Extra arguments for :class:`ConsultationEnv` (persona, max_cycles, ...).
+        on_episode: Called with each record as it finishes (progress bars, streaming writes).
+    """
+    env = ConsultationEnv(cases=list(cases), **(env_kwargs or {}))
+    records: list[dict[str, Any]] = []
+    for name in doctors:
+        policies: dict[str, Policy] = {
+            AGENTS[0]: make_policy(name, env.info),
+            AGENTS[1]: make_policy("persona", env.info),
+            AGENTS[2]: make_policy("rubric", env.info),
+        }
+        for ci, case in enumerate(cases):
+            for ep in range(episodes_per_case):
+                s = episode_seed(seed, ci, ep)
+                try:
+                    record = play_episode(env, policies, s, {"case_id": case.id}, doctor_name=name)
+                except Exception as exc:  # a broken policy must not sink the batch
+                    record = {"case_id": case.id, "doctor": name, "seed": s, "env_version": ENV_VERSION,
+                              "errors": [f"{type(exc).__name__}: {exc}"], "totals": {}, "truncated": True,
+                              "terminated": False, "end_reason": "error"}
+                records.append(record)
+                if on_episode is not None:
+                    on_episode(record)
+    return records
+
+
+def write_records(records: Iterable[dict[str, Any]], path: str | Path) -> int:
+    """Write records as JSON lines; returns how many were written."""
+    n = 0
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    return n

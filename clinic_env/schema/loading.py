@@ -1,0 +1,292 @@
+"""Reading data files (YAML, JSON, JSONL) into validated models, with errors that name the file,
+the field path and the value. Cross-file checks (a case's ids against the catalogue) live here too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from clinic_env.schema.case import Case
+from clinic_env.schema.catalogue import Catalogue, Diagnosis, HistoryItem, Presentation, TestItem
+from clinic_env.schema.errors import DataError, Problem
+from clinic_env.schema.persona import Persona
+from clinic_env.schema.rubric import RubricBank
+
+__all__ = [
+    "DATA_SUFFIXES",
+    "bundled_dir",
+    "check_case_references",
+    "iter_data_files",
+    "load_catalogue",
+    "load_cases",
+    "load_personas",
+    "load_rubric_banks",
+    "parse_model",
+    "read_documents",
+]
+
+M = TypeVar("M", bound=BaseModel)
+DATA_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
+_PKG = Path(__file__).resolve().parent.parent
+
+
+def bundled_dir(name: str) -> Path:
+    """Folder of bundled data: ``catalogues``, ``cases``, ``personas`` or ``rubrics``.
+
+    Catalogues and cases are package data. ``personas/`` and ``rubrics/`` sit at the top of the
+    repository; a wheel carries them as ``clinic_env/_bundled/<name>``.
+    """
+    candidates = [_PKG / "data" / name, _PKG / "_bundled" / name, _PKG.parent / name]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"bundled data folder {name!r} not found (looked in {candidates})")
+
+
+def iter_data_files(path: Path) -> Iterator[Path]:
+    """The data files in ``path`` (itself if a file), sorted, recursing into folders."""
+    if path.is_file():
+        yield path
+        return
+    if not path.exists():
+        raise DataError.single(path, "", "no such file or folder")
+    for child in sorted(path.rglob("*")):
+        if child.is_file() and child.suffix in DATA_SUFFIXES:
+            yield child
+
+
+def read_documents(path: Path) -> list[Any]:
+    """Parse a YAML, JSON or JSONL file into a list of documents (one per JSONL line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError.single(path, "", f"cannot read file: {exc}") from None
+    try:
+        if path.suffix == ".jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        if path.suffix == ".json":
+            return [json.loads(text)]
+        return [yaml.safe_load(text)]
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise DataError.single(path, "", f"not valid {path.suffix[1:].upper()}: {exc}") from None
+
+
+def _loc(prefix: str, loc: Iterable[int | str]) -> str:
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out = f"{out}.{part}" if out else str(part)
+    return out
+
+
+def parse_model(model: type[M], data: Any, file: str, prefix: str = "") -> M:
+    """Validate ``data`` as ``model``; a failure becomes a :class:`DataError` naming every field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            Problem(file, _loc(prefix, err["loc"]), err["msg"], err.get("input"))
+            for err in exc.errors(include_url=False)
+        ]
+        raise DataError(problems) from None
+
+
+def _records(doc: Any, key: str) -> list[tuple[str, Any]]:
+    """Split a document into (field prefix, record): a mapping, a list, or ``{key: [...]}``."""
+    if isinstance(doc, dict) and key in doc and isinstance(doc[key], list):
+        return [(f"{key}[{i}]", r) for i, r in enumerate(doc[key])]
+    if isinstance(doc, list):
+        return [(f"[{i}]", r) for i, r in enumerate(doc)]
+    return [("", doc)]
+
+
+def _catalogue_items(model: type[M], files: list[Path], key: str) -> dict[str, M]:
+    items: dict[str, M] = {}
+    problems: list[Problem] = []
+    for file in files:
+        for doc in read_documents(file):
+            if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+                problems.append(Problem(str(file), "items", "expected a mapping with an 'items' list"))
+                continue
+            for i, raw in enumerate(doc["items"]):
+                try:
+                    item = parse_model(model, raw, str(file), f"items[{i}]")
+                except DataError as exc:
+                    problems.extend(exc.problems)
+                    continue
+                ident = getattr(item, key)
+                if ident in items:
+                    problems.append(Problem(str(file), f"items[{i}].{key}", "defined twice", ident))
+                items[ident] = item
+    if problems:
+        raise DataError(problems)
+    return items
+
+
+def check_catalogue(cat: Catalogue, file: str = "<catalogue>") -> list[Problem]:
+    """Cross-references inside the catalogue: diagnosis features and presentations name real ids."""
+    problems: list[Problem] = []
+    for code, dx in cat.diagnoses.items():
+        for key in dx.features:
+            if key not in cat.history and key not in cat.tests:
+                problems.append(Problem(file, f"diagnoses.{code}.features", "unknown history/test id", key))
+    for sym, pres in cat.presentations.items():
+        if sym not in cat.history:
+            problems.append(Problem(file, f"presentations.{sym}.symptom", "unknown history id", sym))
+        problems += [Problem(file, f"presentations.{sym}.history", "unknown history id", h)
+                     for h in pres.history if h not in cat.history]
+        problems += [Problem(file, f"presentations.{sym}.tests", "unknown test id", t)
+                     for t in pres.tests if t not in cat.tests]
+        problems += [Problem(file, f"presentations.{sym}.differential", "unknown ICD-10 code", c)
+                     for c in pres.differential if c not in cat.diagnoses]
+    return problems
+
+
+def load_catalogue(path: str | Path | None = None) -> Catalogue:
+    """Load and merge the catalogues in a folder (default: the bundled ones).
+
+    Every ``history*``, ``tests*``, ``diagnoses*`` and ``presentations*`` file is merged; an id
+    defined twice, a malformed item or a dangling reference raises :class:`DataError`.
+    """
+    if path is None:
+        return _bundled_catalogue()
+    return _load_catalogue(Path(path))
+
+
+@lru_cache(maxsize=1)
+def _bundled_catalogue() -> Catalogue:
+    return _load_catalogue(bundled_dir("catalogues"))
+
+
+def _load_catalogue(folder: Path) -> Catalogue:
+    files = [f for f in sorted(folder.iterdir()) if f.suffix in DATA_SUFFIXES]
+
+    def pick(stem: str) -> list[Path]:
+        return [f for f in files if f.stem.startswith(stem)]
+
+    cat = Catalogue.build(
+        history=_catalogue_items(HistoryItem, pick("history"), "id"),
+        tests=_catalogue_items(TestItem, pick("tests"), "id"),
+        diagnoses=_catalogue_items(Diagnosis, pick("diagnoses"), "code"),
+        presentations=_catalogue_items(Presentation, pick("presentations"), "symptom"),
+    )
+    problems = check_catalogue(cat, str(folder))
+    if problems:
+        raise DataError(problems)
+    return cat
+
+
+def check_case_references(case: Case, cat: Catalogue, file: str, prefix: str = "") -> list[Problem]:
+    """Every id and code a case uses must exist in the catalogue, in the right category."""
+    p = f"{prefix}." if prefix else ""
+    problems: list[Problem] = []
+    if case.presenting_complaint not in cat.history:
+        problems.append(Problem(file, f"{p}presenting_complaint", "unknown history id", case.presenting_complaint))
+    problems += [Problem(file, f"{p}history.{k}", "unknown history id", k) for k in case.history if k not in cat.history]
+    for key in case.exam:
+        item = cat.tests.get(key)
+        if item is None or item.category != "exam":
+            problems.append(Problem(file, f"{p}exam.{key}", "not an examination id in the catalogue", key))
+    for key in case.tests:
+        item = cat.tests.get(key)
+        if item is None or item.category == "exam":
+            problems.append(Problem(file, f"{p}tests.{key}", "not a (non-exam) test id in the catalogue", key))
+    for name in ("essential_tests", "optional_tests"):
+        problems += [Problem(file, f"{p}{name}", "unknown test id", t) for t in getattr(case, name) if t not in cat.tests]
+    if case.gold_diagnosis not in cat.diagnoses:
+        problems.append(Problem(file, f"{p}gold_diagnosis", "ICD-10 code not in the diagnosis catalogue", case.gold_diagnosis))
+    problems += [Problem(file, f"{p}differential[{i}].code", "ICD-10 code not in the diagnosis catalogue", d.code)
+                 for i, d in enumerate(case.differential) if d.code not in cat.diagnoses]
+    for i, item in enumerate(case.rubric):
+        if item.check is None:
+            continue
+        hx, tests = item.check.referenced_ids()
+        problems += [Problem(file, f"{p}rubric[{i}].check", "unknown history id", h) for h in sorted(hx - cat.history.keys())]
+        problems += [Problem(file, f"{p}rubric[{i}].check", "unknown test id", t) for t in sorted(tests - cat.tests.keys())]
+    return problems
+
+
+def _load_all(model: type[M], path: Path, key: str) -> list[tuple[str, str, M]]:
+    """Parse every record of ``model`` under ``path``; collect problems across all files."""
+    out: list[tuple[str, str, M]] = []
+    problems: list[Problem] = []
+    for file in iter_data_files(path):
+        for doc in read_documents(file):
+            for prefix, raw in _records(doc, key):
+                try:
+                    out.append((str(file), prefix, parse_model(model, raw, str(file), prefix)))
+                except DataError as exc:
+                    problems.extend(exc.problems)
+    if problems:
+        raise DataError(problems)
+    return out
+
+
+def load_cases(path: str | Path | None = None, catalogue: Catalogue | None = None) -> list[Case]:
+    """Load cases: the bundled library, or every case in a file or folder (YAML, JSON, JSONL).
+
+    A file may hold one case, a list of cases or ``{cases: [...]}``. Ids must be unique and every
+    catalogue reference must resolve; otherwise :class:`DataError` lists every problem.
+    """
+    if path is None and catalogue is None:
+        return list(_bundled_cases())
+    return _load_cases(Path(path) if path is not None else bundled_dir("cases"), catalogue or load_catalogue())
+
+
+@lru_cache(maxsize=1)
+def _bundled_cases() -> tuple[Case, ...]:
+    return tuple(_load_cases(bundled_dir("cases"), load_catalogue()))
+
+
+def _load_cases(path: Path, cat: Catalogue) -> list[Case]:
+    loaded = _load_all(Case, path, "cases")
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for file, prefix, case in loaded:
+        problems += check_case_references(case, cat, file, prefix)
+        if case.id in seen:
+            problems.append(Problem(file, f"{prefix}.id" if prefix else "id", f"duplicate case id (also in {seen[case.id]})", case.id))
+        seen[case.id] = file
+    if problems:
+        raise DataError(problems)
+    if not loaded:
+        raise DataError.single(path, "", "no cases found")
+    return [case for _, _, case in loaded]
+
+
+def load_personas(path: str | Path | None = None) -> list[Persona]:
+    """Load personas from a file or folder (default: the bundled ``personas/``)."""
+    folder = Path(path) if path is not None else bundled_dir("personas")
+    personas = [p for _, _, p in _load_all(Persona, folder, "personas")]
+    ids = [p.id for p in personas]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise DataError.single(folder, "id", "duplicate persona id", dupes)
+    return personas
+
+
+def load_rubric_banks(path: str | Path | None = None, catalogue: Catalogue | None = None) -> list[RubricBank]:
+    """Load rubric banks from a file or folder (default: the bundled ``rubrics/``)."""
+    folder = Path(path) if path is not None else bundled_dir("rubrics")
+    cat = catalogue or load_catalogue()
+    banks = _load_all(RubricBank, folder, "banks")
+    problems: list[Problem] = []
+    for file, _, bank in banks:
+        for i, item in enumerate(bank.items):
+            if item.check is None:
+                continue
+            hx, tests = item.check.referenced_ids()
+            problems += [Problem(file, f"items[{i}].check", "unknown history id", h) for h in sorted(hx - cat.history.keys())]
+            problems += [Problem(file, f"items[{i}].check", "unknown test id", t) for t in sorted(tests - cat.tests.keys())]
+    if problems:
+        raise DataError(problems)
+    return [bank for _, _, bank in banks]
