@@ -17,13 +17,13 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import numpy as np  # noqa: E402
-from pettingzoo.classic import tictactoe_v3  # noqa: E402
+import numpy as np
+from pettingzoo.classic import tictactoe_v3
 
-import clinic_env  # noqa: E402
-from clinic_env.core.engine import AGENTS  # noqa: E402
-from clinic_env.policies import make_policy  # noqa: E402
-from clinic_env.rollout import play_episode  # noqa: E402
+import clinic_env
+from clinic_env.core.engine import AGENTS
+from clinic_env.policies import make_policy
+from clinic_env.rollout import play_episode
 
 
 def random_turns_per_second(env: Any, seconds: float, seed: int = 0) -> float:
@@ -34,7 +34,7 @@ def random_turns_per_second(env: Any, seconds: float, seed: int = 0) -> float:
     start = time.perf_counter()
     deadline = start + seconds
     while True:
-        for agent in env.agent_iter():
+        for _agent in env.agent_iter():
             obs, _, terminated, truncated, _ = env.last()
             if terminated or truncated:
                 action = None

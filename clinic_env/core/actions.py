@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from clinic_env.schema.catalogue import Catalogue
 
-__all__ = ["ActionTable", "PATIENT_MODES", "VERDICTS", "WAIT", "END_SEGMENT", "COMMIT_DIFFERENTIAL"]
+__all__ = ["COMMIT_DIFFERENTIAL", "END_SEGMENT", "PATIENT_MODES", "VERDICTS", "WAIT", "ActionTable"]
 
 WAIT, END_SEGMENT, COMMIT_DIFFERENTIAL = 0, 1, 2
 PATIENT_MODES = ("truthful", "vague", "withhold", "deny", "contradict")

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clinic_env.core.actions import COMMIT_DIFFERENTIAL, END_SEGMENT, PATIENT_MODES, VERDICTS, WAIT, ActionTable
+from clinic_env.core.actions import (
+    COMMIT_DIFFERENTIAL,
+    END_SEGMENT,
+    PATIENT_MODES,
+    VERDICTS,
+    WAIT,
+    ActionTable,
+)
 from clinic_env.core.layout import ObservationLayout
 from clinic_env.core.speech import render_answer
 from clinic_env.core.text import sanitise
@@ -40,6 +47,7 @@ DOCTOR, PATIENT, EXAMINER = 0, 1, 2
 SEGMENTS = ("history", "differential", "tests", "diagnosis")
 HISTORY, DIFFERENTIAL, TESTS, DIAGNOSIS = 0, 1, 2, 3
 _LITERACY = {"low": 0.0, "medium": 0.5, "high": 1.0}
+_VIEWER = ("doctor", "patient", "examiner")
 
 
 class Consultation:
@@ -188,7 +196,7 @@ class Consultation:
         comps = {"step": -self.config.step_cost}
         name = t.names[a]
         text: str | None = None
-        if a == END_SEGMENT or a == COMMIT_DIFFERENTIAL:
+        if a in (END_SEGMENT, COMMIT_DIFFERENTIAL):
             comps.update(self._close_segment())
             text = f"(ends the {SEGMENTS[self.segment - 1]} segment)"
         elif a < t.order0:
@@ -359,4 +367,4 @@ class Consultation:
 
     def view_text(self, agent: int) -> str:
         """The transcript ``agent`` may read."""
-        return self.transcript.view(("all", "doctor") if agent == DOCTOR else ("all", "examiner") if agent == EXAMINER else ("all",))
+        return self.transcript.view(_VIEWER[agent])

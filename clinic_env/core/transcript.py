@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_TRANSCRIPT_CHARS", "Transcript"]
+__all__ = ["MAX_TRANSCRIPT_CHARS", "VIEWS", "Transcript"]
 
 #: Longest transcript an observation holds; older lines are dropped first.
 MAX_TRANSCRIPT_CHARS = 16384
+
+#: The viewers' line visibilities: the doctor also reads the patient's asides to the doctor,
+#: the examiner its own verdicts, the patient only the shared dialogue.
+VIEWS: dict[str, tuple[str, ...]] = {
+    "doctor": ("all", "doctor"),
+    "patient": ("all",),
+    "examiner": ("all", "examiner"),
+}
 
 
 class Transcript:
@@ -13,24 +21,28 @@ class Transcript:
 
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
-        self._cache: dict[tuple[str, ...], str] = {}
+        self._view_lines: dict[str, list[str]] = {v: [] for v in VIEWS}
+        self._cache: dict[str, str] = {}
 
     def add(self, visibility: str, line: str) -> None:
-        """Append a line visible to ``visibility`` viewers."""
+        """Append a line visible to the viewers whose visibility set holds ``visibility``."""
         self.lines.append((visibility, line))
-        self._cache.clear()
+        for viewer, visible in VIEWS.items():
+            if visibility in visible:
+                self._view_lines[viewer].append(line)
+                self._cache.pop(viewer, None)
 
-    def view(self, visible: tuple[str, ...]) -> str:
-        """The text of the lines whose visibility is in ``visible``, cut to the newest
+    def view(self, viewer: str) -> str:
+        """What ``viewer`` (doctor, patient, examiner) may read, cut to the newest
         :data:`MAX_TRANSCRIPT_CHARS` characters at a line boundary."""
-        text = self._cache.get(visible)
+        text = self._cache.get(viewer)
         if text is None:
-            text = "\n".join(line for vis, line in self.lines if vis in visible)
+            text = "\n".join(self._view_lines[viewer])
             if len(text) > MAX_TRANSCRIPT_CHARS:
                 tail = text[-(MAX_TRANSCRIPT_CHARS - 2) :]
                 cut = tail.find("\n")
                 text = "…\n" + (tail[cut + 1 :] if cut >= 0 else tail[1:])
-            self._cache[visible] = text
+            self._cache[viewer] = text
         return text
 
     def full(self) -> str:

@@ -12,7 +12,7 @@ from pettingzoo import AECEnv
 from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, SEGMENTS
 from clinic_env.core.text import CHARSET
 from clinic_env.core.transcript import MAX_TRANSCRIPT_CHARS
-from clinic_env.envs.setup import ENV_VERSION, EnvInfo, resolve_setup
+from clinic_env.envs.setup import EnvInfo, resolve_setup
 
 __all__ = ["ConsultationEnv", "build_spaces"]
 

@@ -11,10 +11,11 @@ from clinic_env.envs.setup import EnvInfo
 from clinic_env.policies.base import Policy, legal_actions
 from clinic_env.policies.belief import Belief
 from clinic_env.policies.doctors import InfoGainDoctor, ThoroughDoctor
+from clinic_env.policies.human import HumanPolicy
 from clinic_env.policies.simple import PersonaPatient, RandomPolicy, RubricExaminer
 
 __all__ = [
-    "BUILTIN_POLICIES", "Belief", "InfoGainDoctor", "PersonaPatient", "Policy", "RandomPolicy",
+    "BUILTIN_POLICIES", "Belief", "HumanPolicy", "InfoGainDoctor", "PersonaPatient", "Policy", "RandomPolicy",
     "RubricExaminer", "ThoroughDoctor", "available_policies", "legal_actions", "make_policy",
 ]
 
@@ -24,6 +25,7 @@ BUILTIN_POLICIES: dict[str, Callable[..., Any]] = {
     "info-gain": InfoGainDoctor,
     "persona": PersonaPatient,
     "rubric": RubricExaminer,
+    "human": HumanPolicy,
 }
 _ALIASES = {"infogain": "info-gain", "info_gain": "info-gain", "persona-patient": "persona",
             "rubric-examiner": "rubric"}
@@ -39,8 +41,8 @@ def available_policies() -> list[str]:
 
 
 def make_policy(name: str, info: EnvInfo, seed: int | None = None, **kwargs: Any) -> Policy:
-    """Build a policy by name (``random``, ``thorough``, ``info-gain``, ``persona``, ``rubric``
-    or an installed plugin)."""
+    """Build a policy by name (``random``, ``thorough``, ``info-gain``, ``persona``, ``rubric``,
+    ``human`` or an installed plugin)."""
     key = _ALIASES.get(name, name)
     factory = BUILTIN_POLICIES.get(key)
     if factory is None:

@@ -137,19 +137,25 @@ class InfoGainDoctor(_ScriptedDoctor):
         max_questions: Most history questions asked.
         min_gain: A question must be expected to remove at least this many bits of uncertainty.
         max_tests: Most tests ordered.
+        min_tests: Tests ordered before the doctor may stop; when no test discriminates any more,
+            the one that best confirms the leading diagnosis is ordered.
         confident: Stop testing once the leading diagnosis has this posterior probability.
         always_ask: Safety questions asked before history closes (allergies, medication).
+        always_order: Free bedside checks done first (vital signs).
     """
 
     def __init__(self, info: EnvInfo, seed: int | None = None, max_questions: int = 18,
-                 min_gain: float = 0.03, max_tests: int = 6, confident: float = 0.9,
-                 always_ask: tuple[str, ...] = ("allergy.drug", "meds.current")) -> None:
+                 min_gain: float = 0.03, max_tests: int = 6, min_tests: int = 2, confident: float = 0.9,
+                 always_ask: tuple[str, ...] = ("allergy.drug", "meds.current"),
+                 always_order: tuple[str, ...] = ("exam.vitals",)) -> None:
         super().__init__(info, seed)
         self.max_questions = max_questions
         self.min_gain = min_gain
         self.max_tests = max_tests
+        self.min_tests = min_tests
         self.confident = confident
         self.always_ask = always_ask
+        self.always_order = always_order
         self._hx_informative = np.flatnonzero(self.belief.informative[: self.belief.n_h])
 
     def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
@@ -174,13 +180,29 @@ class InfoGainDoctor(_ScriptedDoctor):
 
     def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         lay, t = self.info.layout, self.info.table
-        n_ordered = int(v[lay.test_ordered : lay.test_ordered + lay.n_tests].sum())
-        if n_ordered >= self.max_tests or (n_ordered and post.max() >= self.confident):
+        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        n_ordered = int(ordered.sum())
+        if n_ordered >= self.max_tests:
+            return END_SEGMENT
+        for tid in self.always_order:
+            col = self._test_col.get(tid)
+            if col is not None and mask[t.order0 + col]:
+                return t.order0 + col
+        if n_ordered >= self.min_tests and post.max() >= self.confident:
             return END_SEGMENT
         legal, score = self._test_gains(v, mask, post)
-        if not len(legal) or score.max() < self.min_gain:
+        if not len(legal):
             return END_SEGMENT
-        return t.order0 + int(legal[int(np.argmax(score))])
+        if score.max() >= self.min_gain:
+            return t.order0 + int(legal[int(np.argmax(score))])
+        if n_ordered < self.min_tests:
+            # Nothing left to discriminate: confirm the leading diagnosis with the test whose
+            # result it changes most.
+            lead = int(np.argmax(post))
+            lift = self.belief.lik[lead, legal + self.belief.n_h] - self.belief.lik[:, legal + self.belief.n_h].mean(axis=0)
+            if lift.max() > 0:
+                return t.order0 + int(legal[int(np.argmax(lift))])
+        return END_SEGMENT
 
 
 class ThoroughDoctor(_ScriptedDoctor):

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from clinic_env.schema.icd10 import CODE_RE
 from clinic_env.schema.rubric import RubricItem
 
-__all__ = ["Case", "Demographics", "DifferentialEntry", "Fact", "Finding", "SPECIALTIES"]
+__all__ = ["SPECIALTIES", "Case", "Demographics", "DifferentialEntry", "Fact", "Finding"]
 
 SPECIALTIES = (
     "cardiology", "pulmonology", "neurology", "infectious_disease", "endocrinology",

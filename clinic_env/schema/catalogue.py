@@ -14,13 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from clinic_env.schema.icd10 import BLOCK_RE, CODE_RE, in_block
 
 __all__ = [
+    "HISTORY_PREFIX_CATEGORY",
+    "TEST_PREFIX_CATEGORY",
     "Catalogue",
     "Diagnosis",
     "HistoryItem",
     "Presentation",
     "TestItem",
-    "HISTORY_PREFIX_CATEGORY",
-    "TEST_PREFIX_CATEGORY",
 ]
 
 HistoryCategory = Literal[

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 __all__ = [
-    "CODE_RE",
     "BLOCK_RE",
+    "CODE_RE",
     "category",
     "in_block",
     "matches",

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Noise", "Interruption", "Persona", "Phrases"]
+__all__ = ["Interruption", "Noise", "Persona", "Phrases"]
 
 Rate = float
 

@@ -27,7 +27,7 @@ class Driver:
         obs = self.obs
         patient = self.t.answer("truthful") if obs["patient_0"]["action_mask"][self.t.answer0] else WAIT
         examiner = self.examiner.act(obs["examiner_0"], "examiner_0")
-        self.obs, rewards, terms, truncs, infos = self.env.step(
+        self.obs, rewards, _terms, _truncs, infos = self.env.step(
             {"doctor_0": doctor_action, "patient_0": patient, "examiner_0": examiner})
         self.total += rewards["doctor_0"]
         for k, v in infos["doctor_0"]["reward_components"].items():

@@ -42,7 +42,7 @@ def _play(env: clinic_env.ConsultationParallelEnv, seed: int, script: list[tuple
                 actions[agent] = int(legal[int(value) % len(legal)])  # type: ignore[call-overload]
             else:
                 actions[agent] = value
-        obs, rewards, terms, truncs, infos = env.step(actions)
+        obs, rewards, _terms, _truncs, _infos = env.step(actions)
         trace.append((tuple(actions.values()), tuple(rewards.values()), obs["doctor_0"]["transcript"]))
         for agent in AGENTS:
             assert obs[agent]["observation"].dtype == np.float32

@@ -44,7 +44,7 @@ def test_differential_penalises_entries_beyond_k() -> None:
     # gold K35.8 hit = 1, no must-not-miss besides gold, 3 extra * 0.05 = 0.15
     assert differential_reward(listed, "K35.8", ["K35.8"], k=5) == pytest.approx(0.85)
     # gold at rank 6: not in top 5 -> 0 + 0 - 0.15 -> clipped to 0
-    assert differential_reward(listed[1:6] + ["K35.8"] + listed[6:], "K35.8", []) == 0.0
+    assert differential_reward([*listed[1:6], "K35.8", *listed[6:]], "K35.8", []) == 0.0
 
 
 def test_tests_reward_weighted_f1_minus_cost() -> None:
