@@ -28,6 +28,7 @@ from clinic_env.core.text import sanitise
 from clinic_env.core.transcript import Transcript
 from clinic_env.rewards.checks import EpisodeView, evaluate_check
 from clinic_env.rewards.config import RewardConfig
+from clinic_env.rewards.verifier import StepVerifier, step_gamma
 from clinic_env.rewards.segment import (
     diagnosis_reward,
     differential_reward,
@@ -66,6 +67,7 @@ class Consultation:
         self.config = config
         self.general_rubric = tuple(general_rubric)
         self.max_cycles = max_cycles
+        self.verifier = StepVerifier(catalogue, config.violations)
         self._hx_index = {h: i for i, h in enumerate(catalogue.history_ids)}
         self._test_index = {t: i for i, t in enumerate(catalogue.test_ids)}
         self._dx_index = {c: i for i, c in enumerate(catalogue.diagnosis_codes)}
@@ -96,6 +98,8 @@ class Consultation:
         self.contradiction_used = False
         self.pending: str | None = None
         self.ordered: list[str] = []
+        self.violations: list[list[str]] = []
+        self.step_violations = []
         self.cost = 0.0
         self.differential: list[str] = []
         self.final_dx: str | None = None
@@ -107,6 +111,7 @@ class Consultation:
         self.end_reason: str | None = None
         self.turns: list[dict[str, object]] = []
         self.transcript = Transcript()
+        self.verifier.start(case)
         pub = np.zeros(lay.size, np.float32)
         pub[lay.AGE] = min(case.demographics.age / 100.0, 1.0)
         pub[lay.SEX + (case.demographics.sex == "F")] = 1.0
@@ -159,13 +164,17 @@ class Consultation:
         return self._answer_mask_contra if usable else self._answer_mask
 
     # ----------------------------------------------------------------------------- acting
-    def act(self, agent: int, action: object) -> tuple[dict[str, float], bool]:
-        """Apply ``agent``'s action.
+    def act(self, agent: int, action: object, text: str | None = None) -> tuple[dict[str, float], bool]:
+        """Apply ``agent``'s action; ``text`` is what the agent said in text mode (the doctor's own
+        wording of the question, the LLM patient's reply), recorded and shown instead of the
+        rendered line.
 
         Returns:
             The reward components the action earned its agent, and whether it was illegal (an
             action outside the cycle's mask, or not an integer, is a penalised no-op).
         """
+        if agent == DOCTOR:
+            self.step_violations: list[str] = []
         try:
             a = int(action)  # type: ignore[call-overload]
         except (TypeError, ValueError):
@@ -177,9 +186,9 @@ class Consultation:
         if a == WAIT:
             return {}, False
         if agent == DOCTOR:
-            return self._doctor(a), False
+            return self._doctor(a, text), False
         if agent == PATIENT:
-            self._answer(PATIENT_MODES[a - self.table.answer0])
+            self._answer(PATIENT_MODES[a - self.table.answer0], text)
         else:
             self._verdict(VERDICTS[a - self.table.verdict0])
         return {}, False
@@ -187,28 +196,38 @@ class Consultation:
     def _name(self, a: int) -> str:
         return self.table.names[a] if 0 <= a < self.table.n else f"<invalid {a}>"
 
-    def _log(self, agent: int, action: str, text: str | None, components: dict[str, float]) -> None:
-        self.turns.append({"cycle": self.cycle, "agent": AGENTS[agent], "segment": SEGMENTS[min(self.segment, 3)],
-                           "action": action, "text": text, "reward_components": components})
+    def _log(self, agent: int, action: str, text: str | None, components: dict[str, float],
+             violations: list[str] | None = None) -> None:
+        turn: dict[str, object] = {"cycle": self.cycle, "agent": AGENTS[agent], "segment": SEGMENTS[min(self.segment, 3)],
+                                   "action": action, "text": text, "reward_components": components}
+        if violations is not None:
+            turn["violations"] = violations
+        self.turns.append(turn)
 
-    def _doctor(self, a: int) -> dict[str, float]:
+    def _doctor(self, a: int, said: str | None = None) -> dict[str, float]:
         t, lay, cat = self.table, self.layout, self.cat
         comps = {"step": -self.config.step_cost}
         name = t.names[a]
         text: str | None = None
+        violations = self.verifier.text(said)
         if a in (END_SEGMENT, COMMIT_DIFFERENTIAL):
+            if self.segment == HISTORY:
+                violations += self.verifier.close_history(self.credit)
             comps.update(self._close_segment())
             text = f"(ends the {SEGMENTS[self.segment - 1]} segment)"
         elif a < t.order0:
             hid = t.history_ids[a - t.ask0]
+            i = a - t.ask0
+            violations += self.verifier.ask(hid, self.asked.get(hid, 0), bool(self.pub[lay.hx_unclear + i]))
             self.pending = hid
             self.asked[hid] = self.asked.get(hid, 0) + 1
-            self.pub[lay.hx_asked + a - t.ask0] = 1.0
-            text = cat.history[hid].question
+            self.pub[lay.hx_asked + i] = 1.0
+            text = sanitise(said) if said else cat.history[hid].question
             self.transcript.add("all", f"Doctor: {text}")
         elif a < t.dx0:
             tid = t.test_ids[a - t.order0]
             item = cat.tests[tid]
+            violations += self.verifier.order(tid, self.pub[lay.test_ordered + a - t.order0] > 0)
             self.ordered.append(tid)
             self.cost += item.cost_usd
             finding = self.case.result(tid)
@@ -217,7 +236,6 @@ class Consultation:
             self.pub[lay.test_ordered + i] = 1.0
             self.pub[lay.test_abnormal + i] = 1.0 if finding and finding.abnormal else 0.0
             self.pub[lay.COST] = min(self.cost / self.case.budget_usd, self.config.cost_cap) / self.config.cost_cap
-            self._doctor_mask[a] = 0
             self.transcript.add("all", f"Result - {item.label}: {text}")
         else:
             code = t.diagnosis_codes[a - t.dx0]
@@ -232,6 +250,7 @@ class Consultation:
                     self._doctor_mask[t.dx0 : t.answer0] = 0
                 text = f"Differential #{len(self.differential)}: {label} ({code})"
             else:
+                violations += self.verifier.final_diagnosis(self.ordered)
                 self.final_dx = code
                 self.pub[lay.GRADING] = 1.0
                 comps["diagnosis"] = self._score(DIAGNOSIS)
@@ -239,8 +258,18 @@ class Consultation:
                 self.segment = DIAGNOSIS + 1
                 text = f"Final diagnosis: {label} ({code})"
             self.transcript.add("all", f"Doctor: {text}")
-        self._log(DOCTOR, name, text, comps)
+        if violations and self.config.violation_cost:
+            lam = self.config.violations.lambdas
+            comps["violation"] = -self.config.violation_cost * sum(1.0 - lam[v] for v in violations)
+        self.violations.append(violations)
+        self.step_violations = violations
+        self._log(DOCTOR, name, text, comps, violations)
         return comps
+
+    def step_gammas(self) -> list[float]:
+        """SPAR multiplier of each doctor step so far."""
+        lam = self.config.violations.lambdas
+        return [step_gamma(v, lam) for v in self.violations]
 
     def _close_segment(self) -> dict[str, float]:
         seg = self.segment
@@ -262,13 +291,13 @@ class Consultation:
                                         cfg.differential_k, cfg.differential_extra_penalty)
         elif seg == TESTS:
             score, _ = tests_reward(self.ordered, case.essential_tests, case.optional_tests, self.cost,
-                                    case.budget_usd, cfg.cost_weight, cfg.cost_cap)
+                                    case.budget_usd, cfg.cost_weight, cfg.cost_cap, cfg.tests_metric)
         else:
             score = diagnosis_reward(self.final_dx, case.gold_diagnosis, self._blocks)
         self.segment_scores[SEGMENTS[seg]] = score
         return score
 
-    def _answer(self, mode: str) -> None:
+    def _answer(self, mode: str, said: str | None = None) -> None:
         hid, lay = self.pending, self.layout
         assert hid is not None
         fact = self.case.history.get(hid)
@@ -279,9 +308,9 @@ class Consultation:
         self.pub[lay.hx_answer + i] = ans.heard
         self.pub[lay.hx_unclear + i] = 1.0 if ans.unclear else 0.0
         self.contradiction_used |= ans.contradiction
-        text = sanitise(ans.text)
+        text = sanitise(said if said else ans.text)
         noise = self.persona.noise
-        if noise.tangential and self.persona.phrases.tangents and self.rng.random() < noise.tangential:
+        if said is None and noise.tangential and self.persona.phrases.tangents and self.rng.random() < noise.tangential:
             tangents = self.persona.phrases.tangents
             text += " " + sanitise(tangents[int(self.rng.integers(len(tangents)))])
         self.transcript.add("all", f"Patient: {text}")
@@ -304,10 +333,14 @@ class Consultation:
         comps: dict[str, float] = {}
         if self.final_dx is not None and not self.queue:
             self.terminated, self.end_reason = True, "final_diagnosis"
+        elif self.persona.patience is not None and self.cycle >= self.persona.patience and self.final_dx is None:
+            # The patient walks out: a real end of the episode (terminated), not a time limit.
+            self.terminated, self.end_reason = True, "patient_left"
+            self.transcript.add("all", "Patient: I've had enough of this, I'm going home.")
+            comps.update(self._score_in_progress())
         elif self.cycle >= self.max_cycles:
             self.truncated, self.end_reason = True, "max_cycles"
-            if self.segment <= DIAGNOSIS and SEGMENTS[self.segment] not in self.segment_scores:
-                comps[SEGMENTS[self.segment]] = self._score(self.segment)
+            comps.update(self._score_in_progress())
         if self.terminated or self.truncated:
             comps["rubric"] = self.rubric_result()[0]
             self.segment_scores["rubric"] = comps["rubric"]
@@ -316,6 +349,12 @@ class Consultation:
             self.begin_cycle()
         self.pub[self.layout.PROGRESS] = min(self.cycle / self.max_cycles, 1.0)
         return comps
+
+    def _score_in_progress(self) -> dict[str, float]:
+        """Score the segment in progress when the episode is cut short."""
+        if self.segment <= DIAGNOSIS and SEGMENTS[self.segment] not in self.segment_scores:
+            return {SEGMENTS[self.segment]: self._score(self.segment)}
+        return {}
 
     # ----------------------------------------------------------------------------- views
     def episode_view(self) -> EpisodeView:

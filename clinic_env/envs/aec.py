@@ -75,14 +75,17 @@ class ConsultationEnv(AECEnv):
     - ``rubric`` (when the episode ends): HealthBench score of the judged rubric items, in [0, 1];
     - ``step``: -0.01 per doctor action other than ``wait``; ``illegal``: -0.05 per action outside
       the mask (any agent; the action is then a no-op and ``infos[agent]["illegal_action"]`` is
-      True). On truncation the segment in progress is scored as it stands.
+      True).
 
     **Starting state.** ``reset(seed, options)`` picks a case and a persona with the env's own
     generator (or ``options["case_id"]`` / ``options["persona_id"]``); the presenting complaint is
     known from the opening statement.
 
-    **Episode end.** Terminated when the final diagnosis is given and every rubric item is graded;
-    truncated after ``max_cycles`` cycles. ``infos[agent]["end_reason"]`` says which.
+    **Episode end.** Terminated when the final diagnosis is given and every rubric item is graded
+    (``end_reason`` ``final_diagnosis``), or when a persona with a ``patience`` of P cycles is still
+    without a diagnosis after P cycles (``patient_left``); truncated after ``max_cycles`` cycles
+    (``max_cycles``). ``infos[agent]["end_reason"]`` says which; when cut short, the segment in
+    progress is scored as it stands.
 
     **Arguments.** ``cases``/``case`` (a case id, a path, a Case or a list; default the bundled
     library), ``persona`` (an id, a path, a Persona or a list; default every bundled persona),
@@ -179,6 +182,8 @@ class ConsultationEnv(AECEnv):
                     self.truncations[a] = self.engine.truncated
                     self.infos[a] = self._info(a, self._components[a], illegal_flags.get(a, False))
         self.infos[agent] = self._info(agent, self._components[agent], illegal)
+        if idx == DOCTOR:
+            self.infos[agent]["violations"] = self.engine.step_violations
         for a in self.agents:
             if a != agent and self.rewards[a]:
                 self.infos[a]["reward_components"] = self._components[a]

@@ -101,11 +101,12 @@ class DoctorEnv(gymnasium.Env):
             full = -1
         comps, illegal = eng.act(DOCTOR, full)
         comps = dict(comps)
+        violations = eng.step_violations
         self._others(comps)
         while not (eng.terminated or eng.truncated) and eng.masks[DOCTOR][WAIT]:
             self._others(comps)
         reward = self.setup.config.scalar(comps)
-        info: dict[str, Any] = {"reward_components": comps, "illegal_action": illegal,
+        info: dict[str, Any] = {"reward_components": comps, "illegal_action": illegal, "violations": violations,
                                 "segment": SEGMENTS[min(eng.segment, 3)], "cycle": eng.cycle}
         if eng.terminated or eng.truncated:
             info["end_reason"] = eng.end_reason

@@ -75,6 +75,7 @@ class ConsultationParallelEnv(ParallelEnv):
             c, bad = eng.act(i, actions.get(agent))
             comps.append(dict(c))
             illegal.append(bad)
+        violations = eng.step_violations
         for key, value in eng.end_cycle().items():
             comps[DOCTOR][key] = comps[DOCTOR].get(key, 0.0) + value
         scalar = self.setup.config.scalar
@@ -82,6 +83,7 @@ class ConsultationParallelEnv(ParallelEnv):
         done_t, done_u = eng.terminated, eng.truncated
         obs = {a: self._observe(i) for i, a in enumerate(AGENTS)}
         infos = {a: self._info(comps[i], illegal[i]) for i, a in enumerate(AGENTS)}
+        infos[AGENTS[DOCTOR]]["violations"] = violations
         terminations = dict.fromkeys(AGENTS, done_t)
         truncations = dict.fromkeys(AGENTS, done_u)
         if done_t or done_u:

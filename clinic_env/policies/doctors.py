@@ -119,8 +119,9 @@ class _ScriptedDoctor:
 
     def _test_gains(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Legal test columns and their information gain per cost-weighted unit."""
-        t, cat = self.info.table, self.info.catalogue
-        legal = np.flatnonzero(mask[t.order0 : t.dx0])
+        t, cat, lay = self.info.table, self.info.catalogue, self.info.layout
+        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        legal = np.flatnonzero((mask[t.order0 : t.dx0] > 0) & (ordered == 0))
         if not len(legal):
             return legal, np.zeros(0)
         gain = self.belief.information_gain(post, legal + self.belief.n_h)
@@ -186,7 +187,7 @@ class InfoGainDoctor(_ScriptedDoctor):
             return END_SEGMENT
         for tid in self.always_order:
             col = self._test_col.get(tid)
-            if col is not None and mask[t.order0 + col]:
+            if col is not None and mask[t.order0 + col] and not ordered[col]:
                 return t.order0 + col
         if n_ordered >= self.min_tests and post.max() >= self.confident:
             return END_SEGMENT

@@ -75,6 +75,7 @@ def tests_reward(
     budget_usd: float,
     cost_weight: float = 0.2,
     cost_cap: float = 2.0,
+    metric: str = "f1",
 ) -> tuple[float, dict[str, float]]:
     """Weighted F1 of the tests ordered, minus a cost term.
 
@@ -82,7 +83,8 @@ def tests_reward(
     tests); precision P = share of ordered tests that are essential or optional; F1 = 2PR/(P+R).
     The reward is F1 - cost_weight * min(cost / budget, cost_cap), so it lies in
     [-cost_weight * cost_cap, 1]. A case with neither essential nor optional tests gives F1 = 1
-    when nothing is ordered and 0 otherwise.
+    when nothing is ordered and 0 otherwise. ``metric="recall"`` replaces F1 by R (a naive reward
+    that ordering everything maximises).
 
     Returns:
         The reward and its parts (``recall``, ``precision``, ``f1``, ``cost_ratio``).
@@ -105,7 +107,8 @@ def tests_reward(
         precision = len(done & (ess | opt)) / len(done) if done else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     parts = {"recall": recall, "precision": precision, "f1": f1, "cost_ratio": cost_ratio}
-    return f1 - cost_weight * cost_ratio, parts
+    main = recall if metric == "recall" else f1
+    return main - cost_weight * cost_ratio, parts
 
 
 def diagnosis_reward(predicted: str | None, gold: str, blocks: Mapping[str, str]) -> float:

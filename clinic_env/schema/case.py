@@ -98,6 +98,9 @@ class Case(BaseModel):
     tests: dict[str, Finding] = Field(default_factory=dict)
     essential_tests: tuple[str, ...] = ()
     optional_tests: tuple[str, ...] = ()
+    contraindicated_tests: dict[str, str] = Field(
+        default_factory=dict, description="Test id -> why it is unsafe for this patient (unsafe-action violations)."
+    )
     budget_usd: float = Field(gt=0)
     gold_diagnosis: str
     differential: tuple[DifferentialEntry, ...] = Field(min_length=1)
@@ -119,6 +122,9 @@ class Case(BaseModel):
         contradictions = [k for k, f in self.history.items() if f.contradiction]
         if len(contradictions) > 1:
             raise ValueError(f"at most one scripted contradiction per case, got {contradictions}")
+        unsafe = set(self.contraindicated_tests) & (set(self.essential_tests) | set(self.optional_tests))
+        if unsafe:
+            raise ValueError(f"tests both contraindicated and recommended: {sorted(unsafe)}")
         overlap = set(self.exam) & set(self.tests)
         if overlap:
             raise ValueError(f"ids in both exam and tests: {sorted(overlap)}")

@@ -200,6 +200,8 @@ def check_case_references(case: Case, cat: Catalogue, file: str, prefix: str = "
         item = cat.tests.get(key)
         if item is None or item.category == "exam":
             problems.append(Problem(file, f"{p}tests.{key}", "not a (non-exam) test id in the catalogue", key))
+    problems += [Problem(file, f"{p}contraindicated_tests.{t}", "unknown test id", t)
+                 for t in case.contraindicated_tests if t not in cat.tests]
     for name in ("essential_tests", "optional_tests"):
         problems += [Problem(file, f"{p}{name}", "unknown test id", t) for t in getattr(case, name) if t not in cat.tests]
     if case.gold_diagnosis not in cat.diagnoses:
