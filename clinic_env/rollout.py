@@ -16,7 +16,7 @@ from clinic_env.envs.setup import ENV_VERSION
 from clinic_env.policies import Policy, make_policy
 from clinic_env.schema.case import Case
 
-__all__ = ["episode_seed", "play_episode", "run_batch", "write_records"]
+__all__ = ["episode_seed", "group", "play_episode", "run_batch", "write_records"]
 
 
 def episode_seed(seed: int, case_index: int, episode: int) -> int:
@@ -30,6 +30,7 @@ def play_episode(
     seed: int,
     options: dict[str, Any] | None = None,
     doctor_name: str = "doctor",
+    policy_seeds: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """Play one episode of an AEC env and return its record (DESIGN.md §5).
 
@@ -39,13 +40,14 @@ def play_episode(
         seed: Seeds the env (case, persona, patient noise) and, offset per agent, the policies.
         options: Passed to ``reset`` (``case_id``, ``persona_id``).
         doctor_name: Recorded as the doctor's name.
+        policy_seeds: Per-agent policy seeds (default ``seed + 1``, ``+ 2``, ``+ 3``).
 
     Returns:
         The episode record: ids, versions, every non-wait turn, totals and any errors.
     """
     env.reset(seed=seed, options=options)
     for offset, agent in enumerate(AGENTS):
-        policies[agent].reset(seed + offset + 1)
+        policies[agent].reset((policy_seeds or {}).get(agent, seed + offset + 1))
     totals = dict.fromkeys(AGENTS, 0.0)
     errors: list[str] = []
     for agent in env.agent_iter():
@@ -143,6 +145,55 @@ def run_batch(
                 records.append(record)
                 if on_episode is not None:
                     on_episode(record)
+    return records
+
+
+def group(
+    env_fn: Callable[[], Any],
+    policy: Policy | str,
+    case: Case | str,
+    seed: int,
+    G: int,
+    patient: Policy | str = "persona",
+    examiner: Policy | str = "rubric",
+    policy_seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Run G episodes of the same case and env seed, varying only the doctor's sampling seed.
+
+    The env seed fixes the persona and the patient's noise draws, so the group's rewards differ
+    only through the doctor's choices: the baseline GRPO and SPAR need (see
+    :mod:`clinic_env.rewards.spar`).
+
+    Args:
+        env_fn: Builds the AEC env (``clinic_env.env``, ``clinic_env.raw_env`` or a partial).
+        policy: The doctor policy, or a name for :func:`clinic_env.policies.make_policy`.
+        case: The case (or its id); it must be among the env's cases.
+        seed: Env seed shared by the group.
+        G: Group size (>= 1).
+        patient: Patient policy or name.
+        examiner: Examiner policy or name.
+        policy_seed: The doctor's sampling seed of the first rollout; rollout g uses ``policy_seed + g``.
+
+    Returns:
+        G episode records, each with ``group_index`` and ``policy_seed``.
+    """
+    if G < 1:
+        raise ValueError(f"G must be >= 1, got {G}")
+    env = env_fn()
+    raw = getattr(env, "unwrapped", env)
+    case_id = case if isinstance(case, str) else case.id
+
+    def build(p: Policy | str) -> Policy:
+        return make_policy(p, raw.info) if isinstance(p, str) else p
+
+    policies = {AGENTS[0]: build(policy), AGENTS[1]: build(patient), AGENTS[2]: build(examiner)}
+    name = policy if isinstance(policy, str) else type(policy).__name__
+    records = []
+    for g in range(G):
+        seeds = {AGENTS[0]: policy_seed + g, AGENTS[1]: seed + 2, AGENTS[2]: seed + 3}
+        record = play_episode(raw, policies, seed, {"case_id": case_id}, doctor_name=name, policy_seeds=seeds)
+        record.update(group_index=g, policy_seed=policy_seed + g)
+        records.append(record)
     return records
 
 

@@ -28,7 +28,6 @@ from clinic_env.core.text import sanitise
 from clinic_env.core.transcript import Transcript
 from clinic_env.rewards.checks import EpisodeView, evaluate_check
 from clinic_env.rewards.config import RewardConfig
-from clinic_env.rewards.verifier import StepVerifier, step_gamma
 from clinic_env.rewards.segment import (
     diagnosis_reward,
     differential_reward,
@@ -36,6 +35,7 @@ from clinic_env.rewards.segment import (
     rubric_score,
     tests_reward,
 )
+from clinic_env.rewards.verifier import StepVerifier, step_gamma
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.persona import Persona
@@ -197,8 +197,10 @@ class Consultation:
         return self.table.names[a] if 0 <= a < self.table.n else f"<invalid {a}>"
 
     def _log(self, agent: int, action: str, text: str | None, components: dict[str, float],
-             violations: list[str] | None = None) -> None:
-        turn: dict[str, object] = {"cycle": self.cycle, "agent": AGENTS[agent], "segment": SEGMENTS[min(self.segment, 3)],
+             violations: list[str] | None = None, segment: str | None = None) -> None:
+        # A step belongs to the segment it was taken in (a closing step to the segment it closes).
+        turn: dict[str, object] = {"cycle": self.cycle, "agent": AGENTS[agent],
+                                   "segment": segment or SEGMENTS[min(self.segment, 3)],
                                    "action": action, "text": text, "reward_components": components}
         if violations is not None:
             turn["violations"] = violations
@@ -208,6 +210,7 @@ class Consultation:
         t, lay, cat = self.table, self.layout, self.cat
         comps = {"step": -self.config.step_cost}
         name = t.names[a]
+        segment = SEGMENTS[min(self.segment, 3)]
         text: str | None = None
         violations = self.verifier.text(said)
         if a in (END_SEGMENT, COMMIT_DIFFERENTIAL):
@@ -263,7 +266,7 @@ class Consultation:
             comps["violation"] = -self.config.violation_cost * sum(1.0 - lam[v] for v in violations)
         self.violations.append(violations)
         self.step_violations = violations
-        self._log(DOCTOR, name, text, comps, violations)
+        self._log(DOCTOR, name, text, comps, violations, segment)
         return comps
 
     def step_gammas(self) -> list[float]:

@@ -17,6 +17,7 @@ from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue, Diagnosis, HistoryItem, Presentation, TestItem
 from clinic_env.schema.errors import DataError, Problem
 from clinic_env.schema.persona import Persona
+from clinic_env.schema.principles import PrincipleSet
 from clinic_env.schema.rubric import RubricBank
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "load_cases",
     "load_catalogue",
     "load_personas",
+    "load_principles",
     "load_rubric_banks",
     "parse_model",
     "read_documents",
@@ -276,19 +278,67 @@ def load_personas(path: str | Path | None = None) -> list[Persona]:
     return personas
 
 
+def _is_principles(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("kind") == "principles"
+
+
+def _rubric_files(folder: Path, principles: bool) -> list[tuple[Path, Any]]:
+    out = []
+    for file in iter_data_files(folder):
+        for doc in read_documents(file):
+            if _is_principles(doc) == principles:
+                out.append((file, doc))
+    return out
+
+
+def check_rubric_references(items: Iterable[Any], cat: Catalogue, file: str, prefix: str = "items") -> list[Problem]:
+    """Every id a rubric check names must exist in the catalogue."""
+    problems: list[Problem] = []
+    for i, item in enumerate(items):
+        check = getattr(item, "check", None) or getattr(getattr(item, "rubric", None), "check", None)
+        if check is None:
+            continue
+        hx, tests = check.referenced_ids()
+        problems += [Problem(file, f"{prefix}[{i}].check", "unknown history id", h) for h in sorted(hx - cat.history.keys())]
+        problems += [Problem(file, f"{prefix}[{i}].check", "unknown test id", t) for t in sorted(tests - cat.tests.keys())]
+    return problems
+
+
 def load_rubric_banks(path: str | Path | None = None, catalogue: Catalogue | None = None) -> list[RubricBank]:
-    """Load rubric banks from a file or folder (default: the bundled ``rubrics/``)."""
+    """Load rubric banks from a file or folder (default: the bundled ``rubrics/``); principle files
+    (``kind: principles``) are skipped: see :func:`load_principles`."""
     folder = Path(path) if path is not None else bundled_dir("rubrics")
     cat = catalogue or load_catalogue()
-    banks = _load_all(RubricBank, folder, "banks")
+    banks: list[RubricBank] = []
     problems: list[Problem] = []
-    for file, _, bank in banks:
-        for i, item in enumerate(bank.items):
-            if item.check is None:
+    for file, doc in _rubric_files(folder, principles=False):
+        for prefix, raw in _records(doc, "banks"):
+            try:
+                bank = parse_model(RubricBank, raw, str(file), prefix)
+            except DataError as exc:
+                problems.extend(exc.problems)
                 continue
-            hx, tests = item.check.referenced_ids()
-            problems += [Problem(file, f"items[{i}].check", "unknown history id", h) for h in sorted(hx - cat.history.keys())]
-            problems += [Problem(file, f"items[{i}].check", "unknown test id", t) for t in sorted(tests - cat.tests.keys())]
+            problems += check_rubric_references(bank.items, cat, str(file))
+            banks.append(bank)
     if problems:
         raise DataError(problems)
-    return [bank for _, _, bank in banks]
+    return banks
+
+
+def load_principles(path: str | Path | None = None, catalogue: Catalogue | None = None) -> list[PrincipleSet]:
+    """Load principle files (``kind: principles``) from a file or folder (default: bundled ``rubrics/``)."""
+    folder = Path(path) if path is not None else bundled_dir("rubrics")
+    cat = catalogue or load_catalogue()
+    sets: list[PrincipleSet] = []
+    problems: list[Problem] = []
+    for file, doc in _rubric_files(folder, principles=True):
+        try:
+            pset = parse_model(PrincipleSet, doc, str(file))
+        except DataError as exc:
+            problems.extend(exc.problems)
+            continue
+        problems += check_rubric_references(pset.items, cat, str(file))
+        sets.append(pset)
+    if problems:
+        raise DataError(problems)
+    return sets

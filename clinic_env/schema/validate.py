@@ -11,12 +11,14 @@ from clinic_env.schema.errors import DataError, Problem
 from clinic_env.schema.loading import (
     _records,
     check_case_references,
+    check_rubric_references,
     iter_data_files,
     load_catalogue,
     parse_model,
     read_documents,
 )
 from clinic_env.schema.persona import Persona
+from clinic_env.schema.principles import PrincipleSet
 from clinic_env.schema.rubric import RubricBank
 
 __all__ = ["detect_kind", "library_standards", "validate_paths"]
@@ -35,6 +37,8 @@ def detect_kind(doc: Any) -> str | None:
         return detect_kind(doc[0]) if doc else None
     if not isinstance(doc, dict):
         return None
+    if doc.get("kind") == "principles":
+        return "principles"
     if "cases" in doc and isinstance(doc["cases"], list):
         return "case"
     if "gold_diagnosis" in doc or ("history" in doc and "differential" in doc):
@@ -92,6 +96,12 @@ def _validate_doc(doc: Any, file: str, cat: Catalogue | None, strict: bool) -> l
     problems: list[Problem] = []
     if kind in _ITEM_KINDS:
         return _validate_items(kind, doc, file)
+    if kind == "principles":
+        try:
+            pset = parse_model(PrincipleSet, doc, file)
+        except DataError as exc:
+            return exc.problems
+        return check_rubric_references(pset.items, cat, file) if cat is not None else []
     model = {"case": Case, "persona": Persona, "rubric": RubricBank}[kind]
     for prefix, raw in _records(doc, {"case": "cases", "persona": "personas", "rubric": "banks"}[kind]):
         try:
@@ -104,11 +114,7 @@ def _validate_doc(doc: Any, file: str, cat: Catalogue | None, strict: bool) -> l
             if strict:
                 problems += library_standards(obj, file, prefix)
         if isinstance(obj, RubricBank) and cat is not None:
-            for i, item in enumerate(obj.items):
-                if item.check is not None:
-                    hx, tests = item.check.referenced_ids()
-                    problems += [Problem(file, f"items[{i}].check", "unknown id", x)
-                                 for x in sorted((hx - cat.history.keys()) | (tests - cat.tests.keys()))]
+            problems += check_rubric_references(obj.items, cat, file)
     return problems
 
 
