@@ -18,6 +18,15 @@ cases_app = typer.Typer(help="Inspect the case library.", no_args_is_help=True)
 app.add_typer(cases_app, name="cases")
 
 
+def _register_subcommands() -> None:
+    from clinic_env.cli_rubrics import app as rubrics_app
+
+    app.add_typer(rubrics_app, name="rubrics")
+
+
+_register_subcommands()
+
+
 @app.command()
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="Case, persona, rubric or catalogue files or folders.")],

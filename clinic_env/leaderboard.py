@@ -16,6 +16,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("tests", "totals.tests"),
     ("diagnosis", "totals.diagnosis"),
     ("rubric", "totals.rubric"),
+    ("dynamic_rubric", "totals.dynamic_rubric"),
     ("cost_usd", "cost_usd"),
     ("doctor_turns", "doctor_turns"),
 )

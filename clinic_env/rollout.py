@@ -88,6 +88,7 @@ def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: di
             "rubric": score,
         },
         "rubric_counts": counts,
+        "dynamic_met": list(eng.dynamic_met),
         "cost_usd": eng.cost,
         "doctor_turns": doctor_turns,
         "cycles": eng.cycle,

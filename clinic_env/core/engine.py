@@ -10,7 +10,7 @@ answered in the next, while the doctor waits.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -60,6 +60,7 @@ class Consultation:
         config: RewardConfig,
         general_rubric: Sequence[RubricItem] = (),
         max_cycles: int = 150,
+        dynamic_items: Callable[[str], Sequence[RubricItem]] | None = None,
     ) -> None:
         self.cat = catalogue
         self.table = ActionTable.from_catalogue(catalogue)
@@ -68,6 +69,8 @@ class Consultation:
         self.general_rubric = tuple(general_rubric)
         self.max_cycles = max_cycles
         self.verifier = StepVerifier(catalogue, config.violations)
+        # Dynamic rubric items (rewards/evolution.py) for a case id; rule-checked at episode end.
+        self.dynamic_items = dynamic_items
         self._hx_index = {h: i for i, h in enumerate(catalogue.history_ids)}
         self._test_index = {t: i for i, t in enumerate(catalogue.test_ids)}
         self._dx_index = {c: i for i, c in enumerate(catalogue.diagnosis_codes)}
@@ -99,6 +102,7 @@ class Consultation:
         self.pending: str | None = None
         self.ordered: list[str] = []
         self.violations: list[list[str]] = []
+        self.dynamic_met: list[str | None] = []
         self.step_violations = []
         self.cost = 0.0
         self.differential: list[str] = []
@@ -347,11 +351,23 @@ class Consultation:
         if self.terminated or self.truncated:
             comps["rubric"] = self.rubric_result()[0]
             self.segment_scores["rubric"] = comps["rubric"]
+            if self.dynamic_items is not None:
+                comps["dynamic_rubric"] = self._dynamic_score()
             self.masks = [self._wait_mask] * 3
         else:
             self.begin_cycle()
         self.pub[self.layout.PROGRESS] = min(self.cycle / self.max_cycles, 1.0)
         return comps
+
+    def _dynamic_score(self) -> float:
+        """sum(points of met dynamic items) / 10 (see rewards/evolution.py)."""
+        assert self.dynamic_items is not None and self.case is not None
+        view = self.episode_view()
+        met = [item for item in self.dynamic_items(self.case.id) if item.check is not None and evaluate_check(item.check, view)]
+        self.dynamic_met = [item.id for item in met]
+        score = sum(item.points for item in met) / 10.0
+        self.segment_scores["dynamic_rubric"] = score
+        return score
 
     def _score_in_progress(self) -> dict[str, float]:
         """Score the segment in progress when the episode is cut short."""
@@ -362,7 +378,9 @@ class Consultation:
     # ----------------------------------------------------------------------------- views
     def episode_view(self) -> EpisodeView:
         """The facts rule checks look at."""
-        return EpisodeView(self.asked.keys(), set(self.ordered), self.cost, tuple(self.differential), self.final_dx)
+        repeats = sum(v.count("repeated_question") + v.count("repeated_test") for v in self.violations)
+        return EpisodeView(self.asked.keys(), set(self.ordered), self.cost, tuple(self.differential), self.final_dx,
+                           repeats)
 
     def rule_verdict(self, i: int) -> bool | None:
         """The rule check's verdict on rubric item ``i`` (None when it has no check)."""

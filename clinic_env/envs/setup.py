@@ -13,6 +13,7 @@ from clinic_env.core.actions import ActionTable
 from clinic_env.core.engine import Consultation
 from clinic_env.core.layout import ObservationLayout
 from clinic_env.rewards.config import RewardConfig
+from clinic_env.rewards.evolution import DynamicBank
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.errors import DataError
@@ -50,10 +51,12 @@ class EnvSetup:
     rubric_version: str
     config: RewardConfig
     max_cycles: int
+    dynamic: DynamicBank | None = None
 
     def engine(self) -> Consultation:
         """A fresh engine for this set-up."""
-        return Consultation(self.catalogue, self.config, self.general_rubric, self.max_cycles)
+        dynamic = self.dynamic.items_for if self.dynamic is not None else None
+        return Consultation(self.catalogue, self.config, self.general_rubric, self.max_cycles, dynamic)
 
     def info(self, engine: Consultation) -> EnvInfo:
         """The policy-facing description of ``engine``."""
@@ -128,6 +131,7 @@ def resolve_setup(
     catalogue: str | Path | Catalogue | None = None,
     reward_config: RewardConfig | dict[str, Any] | None = None,
     max_cycles: int = 150,
+    dynamic_rubric: DynamicBank | str | Path | None = None,
 ) -> EnvSetup:
     """Load and check everything an env needs (see :class:`ConsultationEnv` for the arguments)."""
     if max_cycles < 1:
@@ -138,6 +142,7 @@ def resolve_setup(
     else:
         banks = list(rubrics)
     items = tuple(item for bank in banks for item in bank.items)
-    version = "+".join(f"{b.name}@v{b.version}" for b in banks) or "none"
+    dynamic = DynamicBank.load(dynamic_rubric) if isinstance(dynamic_rubric, (str, Path)) else dynamic_rubric
+    version = "+".join([f"{b.name}@v{b.version}" for b in banks] + ([dynamic.label] if dynamic else [])) or "none"
     config = reward_config if isinstance(reward_config, RewardConfig) else RewardConfig(**(reward_config or {}))
-    return EnvSetup(cat, _cases(case, cases, cat), _personas(persona), items, version, config, max_cycles)
+    return EnvSetup(cat, _cases(case, cases, cat), _personas(persona), items, version, config, max_cycles, dynamic)

@@ -10,19 +10,20 @@ from typing import Any
 from clinic_env.envs.setup import EnvInfo
 from clinic_env.policies.base import Policy, legal_actions
 from clinic_env.policies.belief import Belief
-from clinic_env.policies.doctors import InfoGainDoctor, ThoroughDoctor
+from clinic_env.policies.doctors import InfoGainDoctor, ShotgunDoctor, ThoroughDoctor
 from clinic_env.policies.human import HumanPolicy
 from clinic_env.policies.simple import PersonaPatient, RandomPolicy, RubricExaminer
 
 __all__ = [
     "BUILTIN_POLICIES", "Belief", "HumanPolicy", "InfoGainDoctor", "PersonaPatient", "Policy", "RandomPolicy",
-    "RubricExaminer", "ThoroughDoctor", "available_policies", "legal_actions", "make_policy",
+    "RubricExaminer", "ShotgunDoctor", "ThoroughDoctor", "available_policies", "legal_actions", "make_policy",
 ]
 
 BUILTIN_POLICIES: dict[str, Callable[..., Any]] = {
     "random": RandomPolicy,
     "thorough": ThoroughDoctor,
     "info-gain": InfoGainDoctor,
+    "shotgun": ShotgunDoctor,
     "persona": PersonaPatient,
     "rubric": RubricExaminer,
     "human": HumanPolicy,
@@ -41,8 +42,8 @@ def available_policies() -> list[str]:
 
 
 def make_policy(name: str, info: EnvInfo, seed: int | None = None, **kwargs: Any) -> Policy:
-    """Build a policy by name (``random``, ``thorough``, ``info-gain``, ``persona``, ``rubric``,
-    ``human`` or an installed plugin)."""
+    """Build a policy by name (``random``, ``thorough``, ``info-gain``, ``shotgun``, ``persona``,
+    ``rubric``, ``human`` or an installed plugin)."""
     key = _ALIASES.get(name, name)
     factory = BUILTIN_POLICIES.get(key)
     if factory is None:

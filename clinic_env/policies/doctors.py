@@ -10,6 +10,8 @@ order:
 - :class:`InfoGainDoctor` asks the question (and orders the test, per dollar) with the largest
   expected reduction of entropy over the differential, and stops when no question is worth
   asking or the leading diagnosis is probable enough.
+- :class:`ShotgunDoctor` games coverage rewards: every question, every test, a long
+  differential. It is the adversary rubric evolution must learn to catch.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from clinic_env.envs.setup import EnvInfo
 from clinic_env.policies.base import segment_of
 from clinic_env.policies.belief import Belief
 
-__all__ = ["InfoGainDoctor", "ThoroughDoctor"]
+__all__ = ["InfoGainDoctor", "ShotgunDoctor", "ThoroughDoctor"]
 
 #: Questions a clinician asks in every consultation, whatever the complaint.
 CORE_QUESTIONS = (
@@ -248,3 +250,29 @@ class ThoroughDoctor(_ScriptedDoctor):
                 self.extras += 1
                 return t.order0 + int(legal[int(np.argmax(score))])
         return END_SEGMENT
+
+
+class ShotgunDoctor(_ScriptedDoctor):
+    """Asks every question, orders every test, lists as many diagnoses as allowed, then names the
+    likeliest. Scores well under coverage-and-recall rewards; rubric evolution should catch it.
+
+    Args:
+        info: The env's description.
+        seed: Unused (deterministic).
+    """
+
+    def __init__(self, info: EnvInfo, seed: int | None = None) -> None:
+        super().__init__(info, seed, differential_size=info.config.differential_max, must_not_miss_floor=1.1)
+
+    def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        lay, t = self.info.layout, self.info.table
+        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
+        todo = np.flatnonzero((asked == 0) & (mask[t.ask0 : t.order0] > 0))
+        todo = todo[todo != self.presenting]
+        return self._ask(int(todo[0])) if len(todo) else END_SEGMENT
+
+    def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
+        lay, t = self.info.layout, self.info.table
+        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        todo = np.flatnonzero((ordered == 0) & (mask[t.order0 : t.dx0] > 0))
+        return t.order0 + int(todo[0]) if len(todo) else END_SEGMENT

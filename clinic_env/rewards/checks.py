@@ -13,13 +13,15 @@ __all__ = ["EpisodeView", "evaluate_check"]
 
 @dataclass(frozen=True)
 class EpisodeView:
-    """What a rule check may look at: the doctor's questions, tests, differential and final call."""
+    """What a rule check may look at: the doctor's questions, tests, differential and final call,
+    and how many of its steps repeated an earlier question or test."""
 
     asked: Collection[str]
     ordered: Collection[str]
     cost_usd: float
     differential: Sequence[str]
     final_dx: str | None
+    repeats: int = 0
 
 
 def evaluate_check(check: Check, ep: EpisodeView) -> bool:
@@ -47,6 +49,10 @@ def evaluate_check(check: Check, ep: EpisodeView) -> bool:
         return len(ep.ordered) > arg
     if op == "differential_size_gt":
         return len(ep.differential) > arg
+    if op == "diagnosed":
+        return (ep.final_dx is not None) == arg
+    if op == "repeats_gt":
+        return ep.repeats > arg
     if op == "cost_gt":
         return ep.cost_usd > arg
     if op == "differential_includes":

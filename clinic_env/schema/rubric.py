@@ -44,6 +44,8 @@ class Check(BaseModel):
     asked_count_gt: int | None = Field(default=None, ge=0)
     ordered_count_gt: int | None = Field(default=None, ge=0)
     differential_size_gt: int | None = Field(default=None, ge=0)
+    repeats_gt: int | None = Field(default=None, ge=0)
+    diagnosed: bool | None = None
     cost_gt: float | None = Field(default=None, ge=0)
     differential_includes: str | None = None
     final_dx_in: tuple[str, ...] | None = None
