@@ -111,8 +111,10 @@ class LLMGrader:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 
+        litellm.suppress_debug_info = True
+        # Retries are ours (counted, with backoff); the provider client must not retry behind our back.
         kwargs: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                                  "temperature": self.temperature, "timeout": self.timeout}
+                                  "temperature": self.temperature, "timeout": self.timeout, "max_retries": 0}
         if self.api_base:
             kwargs["api_base"] = self.api_base
             kwargs["api_key"] = self.api_key or "sk-local-no-key"
