@@ -42,6 +42,8 @@ def evolve(
     admit_rate: Annotated[float, typer.Option(help="Wilson lower bound a violation rate must reach.")] = 0.3,
     min_episodes: Annotated[int, typer.Option(min=1, help="Fewest top episodes an admission may rest on.")] = 4,
     max_per_case: Annotated[int, typer.Option(min=1, help="Most dynamic items per case.")] = 4,
+    llm_miner: Annotated[Optional[str], typer.Option(help="Also mine with this litellm model (e.g. hosted_vllm/NAME).")] = None,
+    api_base: Annotated[Optional[str], typer.Option(help="Server URL for --llm-miner.")] = None,
 ) -> None:
     """Evolve dynamic rubric items against DOCTOR under the naive static reward; print the
     before and after tables and write bank.yaml, changes.jsonl and summary.json."""
@@ -49,6 +51,7 @@ def evolve(
 
     from clinic_env.evolve import run_evolution
     from clinic_env.rewards.evolution import DynamicBank, EvolutionConfig
+    from clinic_env.rewards.llm_miner import LLMMiner
     from clinic_env.schema import DataError, load_cases
 
     doctors = doctor or ["shotgun"]
@@ -71,7 +74,8 @@ def evolve(
                                config=EvolutionConfig(admit_rate=admit_rate, min_episodes=min_episodes,
                                                       max_per_case=max_per_case),
                                log_path=out / "changes.jsonl", max_cycles=max_cycles,
-                               on_episode=lambda _r: progress.advance(task))
+                               on_episode=lambda _r: progress.advance(task),
+                               llm_miner=LLMMiner(llm_miner, api_base) if llm_miner else None)
     result.bank.save(bank_path)
     _table("Before evolution (naive static reward)", result.before)
     _table(f"After {rounds} round(s) (bank v{result.bank.version}: {len(result.bank.items)} dynamic items)", result.after)

@@ -15,8 +15,11 @@ from clinic_env.rewards.evolution import (
     append_log,
     evolve_step,
     load_review,
+    mine,
     save_review,
+    top_episodes,
 )
+from clinic_env.rewards.llm_miner import LLMMiner
 from clinic_env.rollout import run_batch
 from clinic_env.schema.case import Case
 
@@ -74,6 +77,7 @@ def run_evolution(
     log_path: str | Path | None = None,
     max_cycles: int = 1200,
     on_episode: Callable[[dict[str, Any]], None] | None = None,
+    llm_miner: LLMMiner | None = None,
 ) -> EvolutionResult:
     """Evolve a dynamic rubric bank against ``doctors`` and compare them with ``baselines``.
 
@@ -97,6 +101,7 @@ def run_evolution(
         log_path: JSONL change log to append to.
         max_cycles: Cycle budget (shotgun doctors need several hundred).
         on_episode: Progress callback per episode.
+        llm_miner: Also ask an LLM for candidate items each round (text-mode transcripts).
     """
     bank = bank if bank is not None else DynamicBank()
     reward = reward_config or RewardConfig.naive()
@@ -115,7 +120,12 @@ def run_evolution(
     result.before = leaderboard(result.records_before)
     mined = [r for r in result.records_before if r["doctor"] in doctors]
     for _ in range(rounds):
-        entries = evolve_step(bank, mined, by_id, config, review=review)
+        candidates = mine(mined, by_id)
+        if llm_miner is not None:
+            top, _ = top_episodes(mined, (config or EvolutionConfig()).top_quantile)
+            existing = [d.item.criterion for d in bank.items] + [i.criterion for c in cases for i in c.rubric]
+            candidates += llm_miner.mine(mined, sorted(top), existing)
+        entries = evolve_step(bank, mined, by_id, config, candidates=candidates, review=review)
         result.log += entries
         if log_path:
             append_log(entries, log_path)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ __all__ = [
     "episode_view",
     "evolve_step",
     "mine",
+    "top_episodes",
     "wilson_lower",
 ]
 
@@ -217,6 +219,17 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def top_episodes(records: Sequence[dict[str, Any]], quantile: float = 0.75) -> tuple[set[int], float]:
+    """Indices of the error-free records whose total reward is at or above the quantile, and the cut."""
+    rewards = {i: float(r.get("totals", {}).get("reward", 0.0)) for i, r in enumerate(records) if not r.get("errors")}
+    cut = _quantile(list(rewards.values()), quantile) if rewards else 0.0
+    return {i for i, r in rewards.items() if r >= cut}, cut
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60]
+
+
 def evolve_step(
     bank: DynamicBank,
     records: Sequence[dict[str, Any]],
@@ -240,10 +253,7 @@ def evolve_step(
     cfg = config or EvolutionConfig()
     bank.round += 1
     log: list[dict[str, Any]] = []
-    ok = [i for i, r in enumerate(records) if not r.get("errors")]
-    rewards = {i: float(records[i].get("totals", {}).get("reward", 0.0)) for i in ok}
-    cut = _quantile(list(rewards.values()), cfg.top_quantile) if rewards else 0.0
-    top = {i for i, r in rewards.items() if r >= cut}
+    top, cut = top_episodes(records, cfg.top_quantile)
     cands = list(candidates) if candidates is not None else mine(records, cases)
     existing = {(d.miner, d.case_id) for d in bank.items} | {(d.miner, d.case_id) for d in bank.retired}
 
@@ -260,7 +270,7 @@ def evolve_step(
             top_hits = [i for i, v in cand.violated.items() if v and i in top]
             if not top_hits or (miner, cand.case_id) in existing:
                 continue
-            item_id = f"dyn-{miner.replace('_', '-')}-{cand.case_id}"
+            item_id = f"dyn-{_slug(miner)}-{_slug(cand.case_id) or 'all'}"
             if item_id in bank.rejected:
                 continue
             if review is not None and review.get(item_id) != "accept":

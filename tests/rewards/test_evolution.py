@@ -155,3 +155,38 @@ def test_cli_evolve(tmp_path: Path, cases: list[clinic_env.Case]) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["bank_version"] >= 1 and (out / "bank.yaml").exists()
     assert [json.loads(x)["action"] for x in (out / "changes.jsonl").read_text().splitlines()]
+
+
+def test_llm_miner_against_a_loopback_server(cases: list[clinic_env.Case]) -> None:
+    from clinic_env.rewards.config import RewardConfig
+    from clinic_env.rewards.llm_miner import LLMMiner, parse_proposals
+    from clinic_env.rollout import run_batch
+    from clinic_env.testing.openai_server import OpenAITestServer
+
+    proposals = json.dumps([
+        {"criterion": "Asks far more questions than the problem needs", "points": -6,
+         "tags": ["axis:context_awareness", "segment:history"], "check": {"asked_count_gt": 60}},
+        {"criterion": "Never explains what happens next", "points": -3, "tags": ["axis:communication"]},
+        {"criterion": "not valid", "points": 42},
+    ])
+
+    def reply(request: dict[str, Any]) -> str:
+        prompt = request["messages"][-1]["content"]
+        if "High-reward consultations" in prompt:
+            return proposals
+        return json.dumps({"explanation": "judged", "criteria_met": "Doctor [" in prompt})
+
+    assert len(parse_proposals(proposals)) == 2
+    records = run_batch(cases[:4], ["shotgun"], env_kwargs={"reward_config": RewardConfig.naive(),
+                                                          "persona": "cooperative", "max_cycles": 1200})
+    with OpenAITestServer(reply) as srv:
+        miner = LLMMiner("openai/test-model", api_base=srv.base_url)
+        cands = miner.mine(records, [0, 1, 2, 3], existing=[])
+        assert [c.item.points for c in cands] == [-6, -3]
+        assert all(c.case_id == "*" for c in cands)
+        assert all(cands[0].violated.values()) and len(cands[1].violated) == 4
+        bank = DynamicBank()
+        log = evolve_step(bank, records, {c.id: c for c in cases[:4]}, EvolutionConfig(min_episodes=1), candidates=cands)
+    admitted = [e for e in log if e["action"] == "admit"]
+    assert len(admitted) == 2 and all(d.case_id == "*" for d in bank.items)
+    assert all(bank.items_for(c.id) for c in cases[:4])
