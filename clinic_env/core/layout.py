@@ -20,18 +20,31 @@ Sections, in order (N_h history items, N_t tests, N_d diagnoses):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["ObservationLayout"]
 
 
 @dataclass(frozen=True)
 class ObservationLayout:
-    """Offsets of every section in the observation vector."""
+    """Offsets of every section in the observation vector (computed once: they sit on the hot path)."""
 
     n_history: int
     n_tests: int
     n_dx: int
+    hx_asked: int = field(init=False)
+    hx_answer: int = field(init=False)
+    hx_unclear: int = field(init=False)
+    test_ordered: int = field(init=False)
+    test_abnormal: int = field(init=False)
+    dx_listed: int = field(init=False)
+    public_end: int = field(init=False)
+    pending_item: int = field(init=False)
+    case_present: int = field(init=False)
+    pending_flags: int = field(init=False)
+    persona: int = field(init=False)
+    examiner: int = field(init=False)
+    size: int = field(init=False)
 
     SEGMENT = 0
     ROLE = 4
@@ -44,54 +57,14 @@ class ObservationLayout:
     DIFF_SIZE = 14
     COMMON = 15
 
-    @property
-    def hx_asked(self) -> int:
-        return self.COMMON
-
-    @property
-    def hx_answer(self) -> int:
-        return self.hx_asked + self.n_history
-
-    @property
-    def hx_unclear(self) -> int:
-        return self.hx_answer + self.n_history
-
-    @property
-    def test_ordered(self) -> int:
-        return self.hx_unclear + self.n_history
-
-    @property
-    def test_abnormal(self) -> int:
-        return self.test_ordered + self.n_tests
-
-    @property
-    def dx_listed(self) -> int:
-        return self.test_abnormal + self.n_tests
-
-    @property
-    def public_end(self) -> int:
-        return self.dx_listed + self.n_dx
-
-    @property
-    def pending_item(self) -> int:
-        return self.public_end
-
-    @property
-    def case_present(self) -> int:
-        return self.pending_item + self.n_history
-
-    @property
-    def pending_flags(self) -> int:
-        return self.case_present + self.n_history
-
-    @property
-    def persona(self) -> int:
-        return self.pending_flags + 4
-
-    @property
-    def examiner(self) -> int:
-        return self.persona + 8
-
-    @property
-    def size(self) -> int:
-        return self.examiner + 9
+    def __post_init__(self) -> None:
+        sections = [
+            ("hx_asked", self.n_history), ("hx_answer", self.n_history), ("hx_unclear", self.n_history),
+            ("test_ordered", self.n_tests), ("test_abnormal", self.n_tests), ("dx_listed", self.n_dx),
+            ("public_end", 0), ("pending_item", self.n_history), ("case_present", self.n_history),
+            ("pending_flags", 4), ("persona", 8), ("examiner", 9), ("size", 0),
+        ]
+        offset = self.COMMON
+        for name, width in sections:
+            object.__setattr__(self, name, offset)
+            offset += width
