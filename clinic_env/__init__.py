@@ -46,23 +46,43 @@ __all__ = [
 ]
 
 
-def raw_env(**kwargs: Any) -> ConsultationEnv:
-    """The AEC env without wrappers (see :class:`ConsultationEnv` for the arguments)."""
+def _text_mode(mode: str) -> bool:
+    if mode not in ("structured", "text"):
+        raise ValueError(f"mode must be 'structured' or 'text', got {mode!r}")
+    return mode == "text"
+
+
+def raw_env(mode: str = "structured", **kwargs: Any) -> ConsultationEnv:
+    """The AEC env without wrappers (see :class:`ConsultationEnv` for the arguments;
+    ``mode="text"``: chat messages in the observations, text actions, see :mod:`clinic_env.envs.text`)."""
+    if _text_mode(mode):
+        from clinic_env.envs.text import TextConsultationEnv
+
+        return TextConsultationEnv(**kwargs)
     return ConsultationEnv(**kwargs)
 
 
-def env(**kwargs: Any) -> OrderEnforcingWrapper:
+def env(mode: str = "structured", **kwargs: Any) -> OrderEnforcingWrapper:
     """The AEC env, wrapped to enforce PettingZoo's call order (reset before step, ...)."""
-    return OrderEnforcingWrapper(ConsultationEnv(**kwargs))
+    return OrderEnforcingWrapper(raw_env(mode, **kwargs))
 
 
-def parallel_env(**kwargs: Any) -> ConsultationParallelEnv:
+def parallel_env(mode: str = "structured", **kwargs: Any) -> ConsultationParallelEnv:
     """The native Parallel env (same arguments as :func:`env`)."""
+    if _text_mode(mode):
+        from clinic_env.envs.text import TextParallelEnv
+
+        return TextParallelEnv(**kwargs)
     return ConsultationParallelEnv(**kwargs)
 
 
-def doctor_env(**kwargs: Any) -> DoctorEnv:
-    """Single-agent Gymnasium env: the doctor's view, with the default patient and examiner built in."""
+def doctor_env(mode: str = "structured", **kwargs: Any) -> DoctorEnv:
+    """Single-agent Gymnasium env: the doctor's view, with the default patient and examiner built in
+    (``mode="text"``: ``step(str)``, observation with ``"transcript"`` and ``"messages"``)."""
+    if _text_mode(mode):
+        from clinic_env.envs.text import TextDoctorEnv
+
+        return TextDoctorEnv(**kwargs)
     return DoctorEnv(**kwargs)
 
 

@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from clinic_env.cli_llm import serve_app
+
 app = typer.Typer(
     name="clinic-env",
     help="Multi-agent clinical consultation environment: run, validate and inspect.",
@@ -16,12 +18,15 @@ app = typer.Typer(
 )
 cases_app = typer.Typer(help="Inspect the case library.", no_args_is_help=True)
 app.add_typer(cases_app, name="cases")
+app.add_typer(serve_app, name="serve")
 
 
 def _register_subcommands() -> None:
+    from clinic_env.cli_patients import register as register_patients
     from clinic_env.cli_rubrics import app as rubrics_app
 
     app.add_typer(rubrics_app, name="rubrics")
+    register_patients(app, cases_app)
 
 
 _register_subcommands()
@@ -106,16 +111,21 @@ def run(
     out: Annotated[Optional[Path], typer.Option(help="Output folder (default runs/<timestamp>/).")] = None,
     persona: Annotated[Optional[str], typer.Option(help="Persona id or file (default: all bundled, drawn per episode).")] = None,
     max_cycles: Annotated[int, typer.Option(min=1, help="Cycle budget per episode.")] = 150,
+    api_base: Annotated[Optional[str], typer.Option(help="Server URL for llm:MODEL doctors (e.g. http://127.0.0.1:8000/v1).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Episodes in flight for llm:MODEL doctors.")] = 8,
+    timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per LLM call attempt (retried with backoff).")] = 60.0,
 ) -> None:
     """Play every case with each doctor against the default patient and examiner; print a
-    leaderboard and write results.jsonl and summary.json."""
+    leaderboard and write results.jsonl and summary.json. A doctor ``llm:MODEL`` (e.g.
+    ``llm:hosted_vllm/NAME`` with ``--api-base``, or any litellm model) plays in text mode."""
     import datetime
     import json
 
     from rich.progress import Progress
 
+    from clinic_env.cli_llm import play_doctors
     from clinic_env.leaderboard import leaderboard
-    from clinic_env.rollout import run_batch, write_records
+    from clinic_env.rollout import write_records
     from clinic_env.schema import DataError, load_cases
 
     doctors = doctor or ["random", "thorough", "info-gain"]
@@ -132,15 +142,15 @@ def run(
     try:
         with Progress(transient=False) as progress:
             task = progress.add_task("episodes", total=total)
-            records = run_batch(library, doctors, episodes_per_case, seed, env_kwargs,
-                                on_episode=lambda _r: progress.advance(task))
-    except (KeyError, DataError) as exc:
+            records, extra = play_doctors(library, doctors, episodes_per_case, seed, env_kwargs, api_base,
+                                          concurrency, timeout, on_episode=lambda _r: progress.advance(task))
+    except (KeyError, ValueError, DataError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     write_records(records, out / "results.jsonl")
     rows = leaderboard(records)
     summary = {"seed": seed, "doctors": doctors, "cases": len(library), "episodes_per_case": episodes_per_case,
-               "episodes": len(records), "leaderboard": rows}
+               "episodes": len(records), "leaderboard": rows, **extra}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     _print_leaderboard(rows)
     typer.echo(f"wrote {len(records)} episode records to {out / 'results.jsonl'} and {out / 'summary.json'}")

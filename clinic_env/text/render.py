@@ -1,0 +1,200 @@
+"""Render an agent's view of the consultation as chat messages (pure functions of the engine).
+
+Each agent gets two messages: a ``system`` message that depends only on the role, the segment
+and the catalogue (so servers can cache its prefix) and a ``user`` message with the transcript
+the agent may read, a status line and what it may do now. The doctor's status line is machine
+readable (``Status: segment=history; cycle=3/150; questions_asked=2; ...``), which the scripted
+test server relies on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clinic_env.core.engine import (
+    DIAGNOSIS,
+    DIFFERENTIAL,
+    DOCTOR,
+    EXAMINER,
+    HISTORY,
+    PATIENT,
+    SEGMENTS,
+    TESTS,
+    Consultation,
+)
+from clinic_env.core.text import sanitise
+from clinic_env.schema.catalogue import Catalogue
+from clinic_env.text.schema import DOCTOR_SCHEMA, EXAMINER_SCHEMA, PATIENT_SCHEMA
+
+__all__ = ["Messages", "doctor_messages", "examiner_messages", "messages_for", "patient_messages"]
+
+Messages = list[dict[str, str]]
+
+_DOCTOR_ROLE = (
+    "You are the doctor in a simulated clinical consultation (an OSCE-style exercise with a simulated "
+    "patient; not real medical advice). The consultation runs through four segments: history (ask the "
+    "patient questions), differential (list the diagnoses you are considering, most likely first), tests "
+    "(order examinations and investigations) and diagnosis (give one final diagnosis)."
+)
+_SEGMENT_TASK = {
+    HISTORY: "Segment now: HISTORY. Ask one question per reply (action \"ask\"), naming the history item; "
+             "put your question to the patient in \"text\". When you have enough history, reply with "
+             "action \"end_segment\".",
+    DIFFERENTIAL: "Segment now: DIFFERENTIAL. Add one diagnosis per reply (action \"dx\", item = its "
+                  "ICD-10 code), most likely first. When the list is complete, reply with action "
+                  "\"commit_differential\".",
+    TESTS: "Segment now: TESTS. Order one examination or investigation per reply (action \"order\", item "
+           "= its id); each result comes back at once. When you have what you need, reply with action "
+           "\"end_segment\".",
+    DIAGNOSIS: "Segment now: DIAGNOSIS. Give your single final diagnosis (action \"dx\", item = its "
+               "ICD-10 code).",
+}
+_FORMAT = (
+    "Reply with ONE JSON object and nothing else: {\"action\": ..., \"item\": ..., \"text\": ...} where "
+    "action is one of ask, order, dx, end_segment, commit_differential; item is the catalogue id or "
+    "ICD-10 code (empty for end_segment and commit_differential); text is what you say. Plain sentences "
+    "such as \"order troponin and an ECG\" are understood too, but JSON is safest."
+)
+
+
+def _listing(cat: Catalogue, segment: int) -> str:
+    if segment == HISTORY:
+        rows = [f"- {h}: {cat.history[h].label}" for h in cat.history_ids]
+        return "History items you can ask about (id: topic):\n" + "\n".join(rows)
+    if segment == TESTS:
+        rows = [f"- {t}: {cat.tests[t].label} (${cat.tests[t].cost_usd:g})" for t in cat.test_ids]
+        return "Examinations and tests you can order (id: name (cost)):\n" + "\n".join(rows)
+    rows = [f"- {c}: {cat.diagnoses[c].label}" for c in cat.diagnosis_codes]
+    return "Diagnoses (ICD-10 code: name):\n" + "\n".join(rows)
+
+
+# Catalogues are unhashable (dict fields): cache by identity, holding the catalogue alive.
+_SYSTEM_CACHE: dict[tuple[int, int, bool], tuple[Catalogue, str]] = {}
+
+
+def doctor_system(cat: Catalogue, segment: int, list_items: bool = True) -> str:
+    """The doctor's system message for ``segment`` (cached: it depends on nothing else)."""
+    key = (id(cat), min(segment, DIAGNOSIS), list_items)
+    hit = _SYSTEM_CACHE.get(key)
+    if hit is not None and hit[0] is cat:
+        return hit[1]
+    parts = [_DOCTOR_ROLE, _SEGMENT_TASK[key[1]], _FORMAT]
+    if list_items:
+        parts.append(_listing(cat, key[1]))
+    text = sanitise("\n\n".join(parts))
+    if len(_SYSTEM_CACHE) > 256:
+        _SYSTEM_CACHE.clear()
+    _SYSTEM_CACHE[key] = (cat, text)
+    return text
+
+
+def _status(eng: Consultation) -> str:
+    seg = SEGMENTS[min(eng.segment, DIAGNOSIS)]
+    return (f"Status: segment={seg}; cycle={eng.cycle}/{eng.max_cycles}; questions_asked={len(eng.asked)}; "
+            f"differential={len(eng.differential)}; tests_ordered={len(eng.ordered)}; cost_usd={eng.cost:.0f}")
+
+
+def _doctor_now(eng: Consultation) -> str:
+    seg = eng.segment
+    if seg == HISTORY:
+        asked = ", ".join(sorted(eng.asked)) or "none"
+        return f"Already asked: {asked}.\nNow: ask a history question, or end_segment."
+    if seg == DIFFERENTIAL:
+        listed = ", ".join(eng.differential) or "none"
+        more = "add a diagnosis (dx)" if len(eng.differential) < eng.config.differential_max else "no more entries"
+        commit = ", or commit_differential" if eng.differential else " (at least one is needed)"
+        return f"Differential so far: {listed}.\nNow: {more}{commit}."
+    if seg == TESTS:
+        ordered = ", ".join(eng.ordered) or "none"
+        return f"Already ordered: {ordered}.\nNow: order a test, or end_segment."
+    return "Now: give the final diagnosis (dx with an ICD-10 code)."
+
+
+def doctor_messages(eng: Consultation, note: str | None = None, list_items: bool = True) -> Messages:
+    """The doctor's chat messages; ``note`` (why the last reply was not understood) is appended."""
+    user = f"Consultation so far:\n{eng.view_text(DOCTOR)}\n\n{_status(eng)}\n{_doctor_now(eng)}"
+    if note:
+        user += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON action."
+    return [{"role": "system", "content": doctor_system(eng.cat, min(eng.segment, DIAGNOSIS), list_items)},
+            {"role": "user", "content": user}]
+
+
+def _patient_system(eng: Consultation) -> str:
+    case, persona = eng.case, eng.persona
+    assert case is not None
+    demo = case.demographics
+    who = f"a {demo.age:g}-year-old {'man' if demo.sex == 'M' else 'woman'}"
+    if case.informant != "patient":
+        who += f" (the {case.informant} answers for the patient)"
+    return (
+        f"You are role-playing a patient in a simulated consultation: {who} who came with: "
+        f"{case.chief_complaint}. Persona: {persona.name}. {persona.description} Speak in a "
+        f"{persona.language_register} register, literacy {persona.literacy}. Answer ONLY the doctor's "
+        "latest question, in one to three sentences, in your own words; never use medical jargon you "
+        "would not know, never mention diagnoses, and never volunteer facts you were not asked about. "
+        f"Reply with one JSON object {PATIENT_SCHEMA['example']}: mode is one of truthful, vague, "
+        "withhold, deny (contradict only when told you may); text is what you say."
+    )
+
+
+def patient_messages(eng: Consultation, note: str | None = None) -> Messages:
+    """The patient's messages: persona, the fact behind the pending question, the dialogue."""
+    hid = eng.pending
+    if hid is None:
+        task = "There is no question to answer: reply with an empty text."
+    else:
+        item = eng.cat.history[hid]
+        fact = eng.case.history.get(hid) if eng.case else None
+        truth = (f"The truth for this question: \"{fact.text}\"" if fact is not None
+                 else f"This does not apply to you; the truthful answer is like: \"{item.default_answer}\"")
+        if fact is not None and fact.contradiction and not eng.contradiction_used:
+            truth += f" (you may instead contradict yourself with: \"{fact.contradiction}\", mode contradict)"
+        task = f"The doctor's latest question is about: {item.label}.\n{truth}"
+    user = f"Conversation so far:\n{eng.view_text(PATIENT)}\n\n{task}"
+    if note:
+        user += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON object."
+    return [{"role": "system", "content": _patient_system(eng)}, {"role": "user", "content": user}]
+
+
+_GRADER = (
+    "Your job is to look at a conversation between a doctor and a patient and a rubric item, and score "
+    "the doctor's conduct against that one rubric item (HealthBench-style grading). The rubric item is "
+    "met only if the conversation shows the doctor doing what it describes; for a negative-points item "
+    "(an undesirable behaviour), met means the doctor did the undesirable thing. Reply with one JSON "
+    f"object {EXAMINER_SCHEMA['example']} and nothing else."
+)
+
+
+def examiner_messages(eng: Consultation, note: str | None = None) -> Messages:
+    """The examiner's messages: the whole dialogue and the rubric item at the head of its queue."""
+    if eng.queue:
+        item = eng.rubric[eng.queue[0]]
+        rubric = f"[{item.points:+d} points] {item.criterion}"
+    else:
+        rubric = "(nothing to grade: reply with criteria_met false)"
+    user = f"<<conversation>>\n{eng.view_text(EXAMINER)}\n<</conversation>>\n\n<<rubric_item>>\n{rubric}\n<</rubric_item>>"
+    if note:
+        user += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON object."
+    return [{"role": "system", "content": _GRADER}, {"role": "user", "content": user}]
+
+
+def messages_for(eng: Consultation, agent: int, note: str | None = None, list_items: bool = True) -> Messages:
+    """Messages for agent index ``agent`` (0 doctor, 1 patient, 2 examiner)."""
+    if agent == DOCTOR:
+        msgs = doctor_messages(eng, note, list_items)
+    elif agent == PATIENT:
+        msgs = patient_messages(eng, note)
+    elif agent == EXAMINER:
+        msgs = examiner_messages(eng, note)
+    else:
+        raise ValueError(f"agent index must be 0, 1 or 2, got {agent!r}")
+    # Keep every message inside the observation space's charset (the doctor's cached system
+    # message is sanitised once, when it is built).
+    return [m if m["role"] == "system" and agent == DOCTOR else {"role": m["role"], "content": sanitise(m["content"])}
+            for m in msgs]
+
+
+def response_format(agent: int) -> dict[str, Any]:
+    """The OpenAI ``response_format`` (json_schema) for an agent's replies."""
+    schema = (DOCTOR_SCHEMA, PATIENT_SCHEMA, EXAMINER_SCHEMA)[agent]
+    return {"type": "json_schema", "json_schema": {"name": schema["name"], "schema": schema["schema"], "strict": True}}
