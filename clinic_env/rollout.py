@@ -13,7 +13,9 @@ from clinic_env.core.actions import WAIT
 from clinic_env.core.engine import AGENTS, DOCTOR
 from clinic_env.envs.aec import ConsultationEnv
 from clinic_env.envs.setup import ENV_VERSION
+from clinic_env.patients.metrics import episode_quality
 from clinic_env.policies import Policy, make_policy
+from clinic_env.rewards.rubric import score_rubric
 from clinic_env.schema.case import Case
 
 __all__ = ["episode_seed", "group", "play_episode", "run_batch", "write_records"]
@@ -70,7 +72,8 @@ def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: di
     eng = env.engine
     case = eng.case
     assert case is not None
-    score, counts = eng.rubric_result()
+    report = score_rubric(eng.rubric, eng.verdicts)
+    score, counts = report.score, report.counts
     doctor_turns = sum(1 for t in eng.turns if t["agent"] == AGENTS[DOCTOR])
     return {
         "case_id": case.id,
@@ -88,7 +91,10 @@ def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: di
             "rubric": score,
         },
         "rubric_counts": counts,
+        "rubric_per_tag": report.per_tag,
         "dynamic_met": list(eng.dynamic_met),
+        "claims": [{"text": c.text, "verdict": c.verdict, "item": c.item} for c in eng.claims],
+        "hallucination_rate": (sum(c.verdict == "refuted" for c in eng.claims) / len(eng.claims)) if eng.claims else 0.0,
         "cost_usd": eng.cost,
         "doctor_turns": doctor_turns,
         "cycles": eng.cycle,
@@ -100,6 +106,9 @@ def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: di
         "terminated": eng.terminated,
         "truncated": eng.truncated,
         "end_reason": eng.end_reason,
+        "disclosed": dict(eng.patient.disclosed),
+        "guard_blocks": list(eng.patient.blocks),
+        "patient_quality": episode_quality(eng).as_dict(),
         "errors": errors,
     }
 
@@ -206,3 +215,13 @@ def write_records(records: Iterable[dict[str, Any]], path: str | Path) -> int:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy re-export of the async rollouts (:func:`clinic_env.rollout_async.arun`), which import
+    this module themselves."""
+    if name in ("arun", "RolloutBatch"):
+        from clinic_env import rollout_async
+
+        return getattr(rollout_async, name)
+    raise AttributeError(f"module 'clinic_env.rollout' has no attribute {name!r}")

@@ -26,6 +26,7 @@ from clinic_env.core.layout import ObservationLayout
 from clinic_env.core.speech import render_answer
 from clinic_env.core.text import sanitise
 from clinic_env.core.transcript import Transcript
+from clinic_env.patients.session import PatientSession, is_direct
 from clinic_env.rewards.checks import EpisodeView, evaluate_check
 from clinic_env.rewards.config import RewardConfig
 from clinic_env.rewards.segment import (
@@ -61,6 +62,8 @@ class Consultation:
         general_rubric: Sequence[RubricItem] = (),
         max_cycles: int = 150,
         dynamic_items: Callable[[str], Sequence[RubricItem]] | None = None,
+        case_items: Callable[[Case], Sequence[RubricItem]] | None = None,
+        interruption_share: float | None = None,
     ) -> None:
         self.cat = catalogue
         self.table = ActionTable.from_catalogue(catalogue)
@@ -71,6 +74,13 @@ class Consultation:
         self.verifier = StepVerifier(catalogue, config.violations)
         # Dynamic rubric items (rewards/evolution.py) for a case id; rule-checked at episode end.
         self.dynamic_items = dynamic_items
+        # Fact-aware reward: judge for claims naming no catalogue item (rewards/facts.py).
+        self.fact_judge: Callable[..., object] | None = None
+        self.fact_checker: object | None = None
+        # Extra core items for a case (the global principles that apply to it).
+        self.case_items = case_items
+        # Share of patient turns with an anxious aside (None: each persona's own rate).
+        self.interruption_share = interruption_share
         self._hx_index = {h: i for i, h in enumerate(catalogue.history_ids)}
         self._test_index = {t: i for i, t in enumerate(catalogue.test_ids)}
         self._dx_index = {c: i for i, c in enumerate(catalogue.diagnosis_codes)}
@@ -82,6 +92,10 @@ class Consultation:
         self._answer_mask[t.answer0 : t.answer0 + len(PATIENT_MODES) - 1] = 1
         self._answer_mask_contra = self._answer_mask.copy()
         self._answer_mask_contra[t.answer("contradict")] = 1
+        # A persona withholds only until asked twice or directly: then withholding is not legal.
+        self._answer_masks_asked = (self._answer_mask.copy(), self._answer_mask_contra.copy())
+        for m in self._answer_masks_asked:
+            m[t.answer("withhold")] = 0
         self._verdict_mask = np.zeros(n, np.int8)
         self._verdict_mask[t.verdict0 : t.verdict0 + len(VERDICTS)] = 1
         self._doctor_mask = np.zeros(n, np.int8)
@@ -100,14 +114,18 @@ class Consultation:
         self.heard: dict[str, float] = {}
         self.contradiction_used = False
         self.pending: str | None = None
+        self.said: dict[int, str] = {}
+        self.pending_direct = False
+        self.patient = PatientSession(case, persona, self.cat, rng, self.interruption_share)
         self.ordered: list[str] = []
         self.violations: list[list[str]] = []
         self.dynamic_met: list[str | None] = []
+        self.claims: list[object] = []
         self.step_violations = []
         self.cost = 0.0
         self.differential: list[str] = []
         self.final_dx: str | None = None
-        self.rubric = (*case.rubric, *self.general_rubric)
+        self.rubric = (*case.rubric, *self.general_rubric, *(self.case_items(case) if self.case_items else ()))
         self.queue: deque[int] = deque()
         self.verdicts: dict[int, bool | None] = {}
         self.segment_scores: dict[str, float] = {}
@@ -165,6 +183,8 @@ class Consultation:
     def _patient_mask(self) -> np.ndarray:
         fact = self.case.history.get(self.pending) if self.case and self.pending else None
         usable = fact is not None and fact.contradiction and not self.contradiction_used
+        if self.pending_direct or self.asked.get(self.pending, 0) > 1:  # type: ignore[arg-type]
+            return self._answer_masks_asked[bool(usable)]
         return self._answer_mask_contra if usable else self._answer_mask
 
     # ----------------------------------------------------------------------------- acting
@@ -177,6 +197,10 @@ class Consultation:
             The reward components the action earned its agent, and whether it was illegal (an
             action outside the cycle's mask, or not an integer, is a penalised no-op).
         """
+        if text is None:
+            text = self.said.pop(agent, None)
+        else:
+            self.said.pop(agent, None)
         if agent == DOCTOR:
             self.step_violations: list[str] = []
         try:
@@ -196,6 +220,14 @@ class Consultation:
         else:
             self._verdict(VERDICTS[a - self.table.verdict0])
         return {}, False
+
+    def say(self, agent: int, text: str | None) -> None:
+        """Words ``agent``'s next :meth:`act` carries when it gets none itself (text-mode envs
+        reuse the structured envs' ``step`` and set the words here first); used once."""
+        if text:
+            self.said[agent] = text
+        else:
+            self.said.pop(agent, None)
 
     def _name(self, a: int) -> str:
         return self.table.names[a] if 0 <= a < self.table.n else f"<invalid {a}>"
@@ -227,6 +259,7 @@ class Consultation:
             i = a - t.ask0
             violations += self.verifier.ask(hid, self.asked.get(hid, 0), bool(self.pub[lay.hx_unclear + i]))
             self.pending = hid
+            self.pending_direct = bool(said) and is_direct(said, cat.history[hid])  # type: ignore[arg-type]
             self.asked[hid] = self.asked.get(hid, 0) + 1
             self.pub[lay.hx_asked + i] = 1.0
             text = sanitise(said) if said else cat.history[hid].question
@@ -268,9 +301,13 @@ class Consultation:
         if violations and self.config.violation_cost:
             lam = self.config.violations.lambdas
             comps["violation"] = -self.config.violation_cost * sum(1.0 - lam[v] for v in violations)
+        if said and a >= t.order0:
+            self.transcript.add("all", f"Doctor: {sanitise(said)}")
         self.violations.append(violations)
         self.step_violations = violations
         self._log(DOCTOR, name, text, comps, violations, segment)
+        if said:
+            self.turns[-1]["said"] = said
         return comps
 
     def step_gammas(self) -> list[float]:
@@ -315,18 +352,20 @@ class Consultation:
         self.pub[lay.hx_answer + i] = ans.heard
         self.pub[lay.hx_unclear + i] = 1.0 if ans.unclear else 0.0
         self.contradiction_used |= ans.contradiction
-        text = sanitise(said if said else ans.text)
-        noise = self.persona.noise
-        if said is None and noise.tangential and self.persona.phrases.tangents and self.rng.random() < noise.tangential:
-            tangents = self.persona.phrases.tangents
-            text += " " + sanitise(tangents[int(self.rng.integers(len(tangents)))])
+        # The patient session adds tangents, runs every non-scripted text (an LLM reply included)
+        # through the leak guard and records what was disclosed.
+        shown, extra = self.patient.speak(hid, mode, fact, ans.text, ans.credit, ans.contradiction,
+                                          said if said else None, self.asked, self.cycle)
+        text = sanitise(shown)
         self.transcript.add("all", f"Patient: {text}")
-        inter = self.persona.interruption
-        if inter.rate and inter.questions and self.rng.random() < inter.rate:
-            question = inter.questions[int(self.rng.integers(len(inter.questions)))]
-            self.transcript.add("doctor", f"Patient (to the doctor): {sanitise(question)}")
+        aside = self.patient.interruption(self.asked, self.cycle)
+        if aside is not None:
+            extra["interruption"] = aside
+            self.transcript.add("doctor", f"Patient (to the doctor): {sanitise(aside)}")
         self.pending = None
+        self.pending_direct = False
         self._log(PATIENT, f"answer:{mode}", text, {})
+        self.turns[-1].update(extra)
 
     def _verdict(self, verdict: str) -> None:
         i = self.queue.popleft()
@@ -353,11 +392,30 @@ class Consultation:
             self.segment_scores["rubric"] = comps["rubric"]
             if self.dynamic_items is not None:
                 comps["dynamic_rubric"] = self._dynamic_score()
+            if self.config.fact.enabled:
+                comps["fact"] = self._fact_score()
             self.masks = [self._wait_mask] * 3
         else:
             self.begin_cycle()
         self.pub[self.layout.PROGRESS] = min(self.cycle / self.max_cycles, 1.0)
         return comps
+
+    def _fact_score(self) -> float:
+        """Gated fact-aware reward over the doctor's own words (rewards/facts.py)."""
+        from clinic_env.rewards.facts import FactChecker, fact_gate, fact_reward
+
+        if self.fact_checker is None:
+            self.fact_checker = FactChecker(self.cat, self.fact_judge)
+        assert self.case is not None
+        said = [str(t["said"]) for t in self.turns if t["agent"] == AGENTS[DOCTOR] and t.get("said")]
+        self.claims = self.fact_checker.check_texts(said, self.case)
+        fc, w = self.config.fact, self.config.weights
+        parts = ("history", "differential", "tests", "diagnosis", "rubric")
+        total = sum(w.get(k, 0.0) for k in parts)
+        x = sum(w.get(k, 0.0) * self.segment_scores.get(k, 0.0) for k in parts) / total if total else 0.0
+        score = fact_gate(min(max(x, 0.0), 1.0), fc.mu, fc.delta, fc.k) * fact_reward(self.claims, fc.include_unverifiable, fc.eps)
+        self.segment_scores["fact"] = score
+        return score
 
     def _dynamic_score(self) -> float:
         """sum(points of met dynamic items) / 10 (see rewards/evolution.py)."""

@@ -1,4 +1,10 @@
-"""How the structured patient's answer mode becomes words and disclosure (pure functions)."""
+"""How the structured patient's answer mode becomes words and disclosure (pure functions).
+
+The words come from the case (what the patient says about an item) or the catalogue (the default
+answer for an item the case does not list), put into the persona's lay vocabulary and varied with
+the env's generator (:mod:`clinic_env.patients.wording`). The structured patient can only ever say
+something about the item it was asked.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clinic_env.patients.vocabulary import lay_text
+from clinic_env.patients.wording import vary_answer
 from clinic_env.schema.case import Fact
 from clinic_env.schema.catalogue import HistoryItem
 from clinic_env.schema.persona import Persona
@@ -51,8 +59,9 @@ def render_answer(
         item: The catalogue item asked about.
         fact: The case's fact for it, or None when the case does not list it (the patient then
             gives the catalogue's default answer: the finding is absent).
-        persona: Supplies the wording of vague and withheld answers.
-        rng: The env's generator (phrase choice).
+        persona: Supplies the wording of vague and withheld answers, the literacy level of the
+            vocabulary and the register and verbosity of the variation.
+        rng: The env's generator (phrase choice and variation).
         previously_heard: What the doctor heard last time for this item, if asked before.
     """
     if mode == "withhold":
@@ -60,20 +69,20 @@ def render_answer(
     if fact is None:
         if mode == "vague":
             return Answer(_pick(persona.phrases.vague, rng, "I'm not sure."), 0.0, 0.0, True)
-        return Answer(item.default_answer, 0.0, 0.0, False)
+        return Answer(vary_answer(item.default_answer, persona, rng, default=True), 0.0, 0.0, False)
     truth = 1.0 if fact.present else 0.0
     if mode == "truthful":
-        return Answer(fact.text, 1.0, truth, False)
+        return Answer(vary_answer(fact.text, persona, rng), 1.0, truth, False)
     if mode == "vague":
-        text = fact.vague or _pick(persona.phrases.vague, rng, "I'm not sure.")
+        text = lay_text(fact.vague, persona.literacy) if fact.vague else _pick(persona.phrases.vague, rng, "I'm not sure.")
         return Answer(text, 0.5, 0.5 * truth, True)
     if mode == "deny":
         if fact.present:
-            return Answer(item.default_answer, 0.0, 0.0, False)
-        return Answer(fact.text, 1.0, 0.0, False)
+            return Answer(vary_answer(item.default_answer, persona, rng, default=True), 0.0, 0.0, False)
+        return Answer(vary_answer(fact.text, persona, rng), 1.0, 0.0, False)
     if mode == "contradict" and fact.contradiction:
         heard = 1.0 - truth
         clash = previously_heard is not None and previously_heard != heard
         # The doctor is credited for asking: the inconsistency is the persona's, not theirs.
-        return Answer(fact.contradiction, 1.0, heard, clash, contradiction=True)
-    return Answer(fact.text, 1.0, truth, False)
+        return Answer(lay_text(fact.contradiction, persona.literacy), 1.0, heard, clash, contradiction=True)
+    return Answer(vary_answer(fact.text, persona, rng), 1.0, truth, False)

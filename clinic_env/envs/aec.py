@@ -75,7 +75,15 @@ class ConsultationEnv(AECEnv):
     - ``rubric`` (when the episode ends): HealthBench score of the judged rubric items, in [0, 1];
     - ``step``: -0.01 per doctor action other than ``wait``; ``illegal``: -0.05 per action outside
       the mask (any agent; the action is then a no-op and ``infos[agent]["illegal_action"]`` is
-      True).
+      True);
+    - optional: ``violation`` (a plain per-violation cost, ``reward_config.violation_cost``),
+      ``dynamic_rubric`` (evolved rubric items met at episode end, points / 10; see
+      :mod:`clinic_env.rewards.evolution`) and ``fact`` (the gated fact-aware reward in text mode;
+      :mod:`clinic_env.rewards.facts`).
+
+    Every doctor step is also checked by the step verifier; ``infos["doctor_0"]["violations"]``
+    lists its violations (repeated question or test, irrelevant question, premature diagnosis,
+    unsafe test, over-long text), the inputs of SPAR (:mod:`clinic_env.rewards.spar`).
 
     **Starting state.** ``reset(seed, options)`` picks a case and a persona with the env's own
     generator (or ``options["case_id"]`` / ``options["persona_id"]``); the presenting complaint is
@@ -90,10 +98,22 @@ class ConsultationEnv(AECEnv):
     **Arguments.** ``cases``/``case`` (a case id, a path, a Case or a list; default the bundled
     library), ``persona`` (an id, a path, a Persona or a list; default every bundled persona),
     ``rubrics`` (rubric bank folder or banks; default ``rubrics/``), ``catalogue``,
-    ``reward_config`` (a RewardConfig or dict), ``max_cycles`` (default 150), ``render_mode``
-    (``"ansi"`` returns the transcript, ``"human"`` prints it).
+    ``reward_config`` (a RewardConfig or dict), ``principles`` (global principles applied where
+    they fit; default the bundled ``rubrics/principles.yaml``, False for none), ``dynamic_rubric``
+    (a dynamic bank or its YAML path), ``fact_judge`` (decides claims that name no catalogue item),
+    ``max_cycles`` (default 150), ``interruption_share`` (share of patient turns with an anxious
+    aside to the doctor, overriding every persona's rate; default None: each persona's own rate, 25%
+    for a persona that lists asides without a rate), ``render_mode`` (``"ansi"`` returns the
+    transcript, ``"human"`` prints it).
 
-    **Version history.** v0 (0.1.0): initial release.
+    **Patient.** A persona withholds an item only until it is asked a second time or directly (the
+    doctor's own words name it); then ``answer:withhold`` is not legal. Every patient text that is
+    not the asked fact's own words (an LLM reply, a tangent, an aside) passes the leak guard
+    (:class:`~clinic_env.patients.leak_guard.LeakGuard`); each patient turn in ``engine.turns``
+    records the item answered, the facts disclosed and anything the guard blocked.
+
+    **Version history.** v0 (0.1.0): initial release (segments, rewards, verifier, principles,
+    dynamic rubrics, fact-aware reward, patients who leave).
     """
 
     metadata = {"name": "clinic_consultation_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
@@ -17,8 +17,15 @@ from clinic_env.rewards.evolution import DynamicBank
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.errors import DataError
-from clinic_env.schema.loading import load_cases, load_catalogue, load_personas, load_rubric_banks
+from clinic_env.schema.loading import (
+    load_cases,
+    load_catalogue,
+    load_personas,
+    load_principles,
+    load_rubric_banks,
+)
 from clinic_env.schema.persona import Persona
+from clinic_env.schema.principles import PrincipleSet
 from clinic_env.schema.rubric import RubricBank, RubricItem
 
 __all__ = ["ENV_VERSION", "EnvInfo", "EnvSetup", "resolve_setup"]
@@ -52,11 +59,27 @@ class EnvSetup:
     config: RewardConfig
     max_cycles: int
     dynamic: DynamicBank | None = None
+    principles: tuple[PrincipleSet, ...] = ()
+    fact_judge: Callable[..., Any] | None = None
+    _principle_items: dict[str, tuple[RubricItem, ...]] = field(default_factory=dict)
+    interruption_share: float | None = None
 
     def engine(self) -> Consultation:
         """A fresh engine for this set-up."""
         dynamic = self.dynamic.items_for if self.dynamic is not None else None
-        return Consultation(self.catalogue, self.config, self.general_rubric, self.max_cycles, dynamic)
+        engine = Consultation(self.catalogue, self.config, self.general_rubric, self.max_cycles, dynamic,
+                              self.principle_items)
+        engine.fact_judge = self.fact_judge
+        engine.interruption_share = self.interruption_share
+        return engine
+
+    def principle_items(self, case: Case) -> tuple[RubricItem, ...]:
+        """The principles' rubric items that apply to ``case`` (cached per case id)."""
+        items = self._principle_items.get(case.id)
+        if items is None:
+            items = tuple(item for pset in self.principles for item in pset.items_for(case))
+            self._principle_items[case.id] = items
+        return items
 
     def info(self, engine: Consultation) -> EnvInfo:
         """The policy-facing description of ``engine``."""
@@ -132,10 +155,15 @@ def resolve_setup(
     reward_config: RewardConfig | dict[str, Any] | None = None,
     max_cycles: int = 150,
     dynamic_rubric: DynamicBank | str | Path | None = None,
+    principles: bool | str | Path | Sequence[PrincipleSet] = True,
+    fact_judge: Callable[..., Any] | None = None,
+    interruption_share: float | None = None,
 ) -> EnvSetup:
     """Load and check everything an env needs (see :class:`ConsultationEnv` for the arguments)."""
     if max_cycles < 1:
         raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
+    if interruption_share is not None and not 0.0 <= interruption_share <= 1.0:
+        raise ValueError(f"interruption_share must be in [0, 1], got {interruption_share}")
     cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
     if rubrics is None or isinstance(rubrics, (str, Path)):
         banks = load_rubric_banks(rubrics, cat)
@@ -143,6 +171,12 @@ def resolve_setup(
         banks = list(rubrics)
     items = tuple(item for bank in banks for item in bank.items)
     dynamic = DynamicBank.load(dynamic_rubric) if isinstance(dynamic_rubric, (str, Path)) else dynamic_rubric
-    version = "+".join([f"{b.name}@v{b.version}" for b in banks] + ([dynamic.label] if dynamic else [])) or "none"
+    if principles is True or isinstance(principles, (str, Path)):
+        psets = tuple(load_principles(None if principles is True else principles, cat))
+    else:
+        psets = tuple(principles or ())
+    labels = [f"{b.name}@v{b.version}" for b in banks] + [f"{p.name}@v{p.version}" for p in psets]
+    version = "+".join(labels + ([dynamic.label] if dynamic else [])) or "none"
     config = reward_config if isinstance(reward_config, RewardConfig) else RewardConfig(**(reward_config or {}))
-    return EnvSetup(cat, _cases(case, cases, cat), _personas(persona), items, version, config, max_cycles, dynamic)
+    return EnvSetup(cat, _cases(case, cases, cat), _personas(persona), items, version, config, max_cycles, dynamic,
+                    psets, fact_judge, interruption_share=interruption_share)

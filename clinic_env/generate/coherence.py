@@ -1,0 +1,141 @@
+"""Clinical coherence checks of a generated case against the condition it came from.
+
+:func:`check_coherence` lists every way a case contradicts its condition or its patient: a
+feature the condition always has that is missing, one it never has that is present, findings for
+the wrong sex or age, a temperature that disagrees with the fever history, vital signs outside
+physiological limits, a positive pregnancy test outside pregnancy, an implausible gold diagnosis.
+The generator is built never to produce these; the tests run the check over many cases.
+"""
+
+from __future__ import annotations
+
+import re
+
+from clinic_env.generate.knowledge import Condition
+from clinic_env.schema.case import Case
+from clinic_env.schema.catalogue import Catalogue
+
+__all__ = ["check_coherence", "parse_vitals", "vital_flags"]
+
+_VITAL = {
+    "hr": re.compile(r"\bHR (\d+)"),
+    "sbp": re.compile(r"\bBP (\d+)/(\d+)"),
+    "rr": re.compile(r"\bRR (\d+)"),
+    "spo2": re.compile(r"\bSpO2 (\d+)%"),
+    "temp": re.compile(r"\bT (\d+(?:\.\d)?) ?°C"),
+}
+_MALE_ONLY = ("exam.testicular", "img.us_testicular", "sx.scrotal_pain", "sx.urethral_discharge", "sx.erectile_dysfunction")
+_FEMALE_ONLY_PREFIX = ("obgyn.",)
+_FEMALE_ONLY = ("exam.pelvic", "img.us_pelvis", "bedside.urine_hcg", "lab.serum_hcg", "sx.vaginal_bleeding",
+                "sx.vaginal_discharge", "micro.vaginal_swab", "meds.oral_contraceptive", "bedside.ctg")
+#: (age limit, HR high, RR high) for children: above these a value is abnormal for age.
+_CHILD_LIMITS = ((1, 160, 50), (5, 140, 40), (12, 120, 25))
+
+
+def parse_vitals(text: str) -> dict[str, float]:
+    """Numbers in a vital-signs line: ``hr``, ``sbp``, ``dbp``, ``rr``, ``spo2``, ``temp``."""
+    out: dict[str, float] = {}
+    for name, pattern in _VITAL.items():
+        m = pattern.search(text)
+        if not m:
+            continue
+        out[name] = float(m.group(1))
+        if name == "sbp":
+            out["dbp"] = float(m.group(2))
+    return out
+
+
+def vital_flags(text: str, age: float) -> list[str] | None:
+    """Abnormal vital signs in ``text`` for a patient of ``age`` (None when none could be read)."""
+    v = parse_vitals(text)
+    if not v:
+        return None
+    hr_hi, rr_hi = 100, 20
+    for limit, hr, rr in _CHILD_LIMITS:
+        if age < limit:
+            hr_hi, rr_hi = hr, rr
+            break
+    flags = []
+    if "hr" in v and not 50 <= v["hr"] <= hr_hi:
+        flags.append("hr")
+    if "sbp" in v and not (90 if age >= 12 else 70) <= v["sbp"] <= 160:
+        flags.append("bp")
+    if "rr" in v and not 10 <= v["rr"] <= rr_hi:
+        flags.append("rr")
+    if "spo2" in v and v["spo2"] < 94:
+        flags.append("spo2")
+    if "temp" in v and not 35.5 <= v["temp"] < 38.0:
+        flags.append("temp")
+    return flags
+
+
+def check_coherence(case: Case, cond: Condition, cat: Catalogue) -> list[str]:
+    """Every incoherence of ``case`` as generated from ``cond`` (empty when coherent)."""
+    problems: list[str] = []
+    age, sex = case.demographics.age, case.demographics.sex
+    dx = cat.diagnoses.get(case.gold_diagnosis)
+    if dx is None or not dx.plausible_for(age, sex):
+        problems.append(f"gold diagnosis {case.gold_diagnosis} implausible for a {age:g}-year-old {sex}")
+    if case.presenting_complaint not in case.history or not case.history[case.presenting_complaint].present:
+        problems.append("presenting complaint missing or absent from the history")
+    for hid, entry in cond.history.items():
+        fact = case.history.get(hid)
+        if fact is None or fact.contradiction is not None:
+            continue
+        if entry.p >= 0.95 and not fact.present:
+            problems.append(f"{hid}: always present in {cond.id} but absent")
+        if entry.p <= 0.05 and fact.present and hid != case.presenting_complaint:
+            problems.append(f"{hid}: never present in {cond.id} but present")
+    for key in (*case.history, *case.exam, *case.tests):
+        if sex == "F" and key in _MALE_ONLY:
+            problems.append(f"{key}: male-only item for a female patient")
+        if sex == "M" and (key in _FEMALE_ONLY or key.startswith(_FEMALE_ONLY_PREFIX)):
+            problems.append(f"{key}: female-only item for a male patient")
+    for tid, entry in {**cond.exam, **cond.tests}.items():
+        found = case.result(tid)
+        if found is None or tid == "exam.vitals":
+            continue
+        if entry.p >= 0.95 and not found.abnormal:
+            problems.append(f"{tid}: always abnormal in {cond.id} but normal")
+        # A sinus tachycardia on the ECG follows the heart rate, not the condition.
+        if entry.p <= 0.05 and found.abnormal and not found.text.lower().startswith("sinus tachycardia"):
+            problems.append(f"{tid}: never abnormal in {cond.id} but abnormal")
+    vitals = case.exam.get("exam.vitals")
+    if vitals is None:
+        problems.append("no vital signs")
+    else:
+        v = parse_vitals(vitals.text)
+        limits = {"hr": (30, 220), "sbp": (50, 250), "rr": (6, 80), "spo2": (60, 100), "temp": (34.0, 42.0)}
+        problems += [f"vital sign {k}={v[k]:g} outside physiological limits" for k, (lo, hi) in limits.items()
+                     if k in v and not lo <= v[k] <= hi]
+        fever = case.history.get("sx.fever")
+        # A fever at home with a normal temperature now is plausible (antipyretics); the reverse
+        # (no fever, but febrile on arrival) is an inconsistency.
+        if fever is not None and fever.contradiction is None and "temp" in v and not fever.present and v["temp"] >= 38.0:
+            problems.append(f"no fever reported but temperature {v['temp']:g} °C")
+        ecg = case.tests.get("ecg.12lead")
+        m = re.search(r"(?:[Ss]inus (?:rhythm|tachycardia|bradycardia)|rate of|rate) (\d+)/min", ecg.text) if ecg else None
+        if m and "hr" in v and abs(float(m.group(1)) - v["hr"]) > 10:
+            problems.append(f"ECG rate {m.group(1)}/min but heart rate {v['hr']:g}/min in the vital signs")
+        if ecg is not None and re.search(r"[Ss]inus rhythm (\d+)", ecg.text):
+            rate = float(re.search(r"[Ss]inus rhythm (\d+)", ecg.text).group(1))  # type: ignore[union-attr]
+            if rate > 100:
+                problems.append(f"'sinus rhythm' at {rate:g}/min is a sinus tachycardia")
+        flags = vital_flags(vitals.text, age)
+        if flags is not None and bool(flags) != vitals.abnormal:
+            problems.append(f"vital signs flagged abnormal={vitals.abnormal} but out-of-range values are {flags}")
+    cbc = case.tests.get("lab.cbc")
+    if cbc is not None:
+        wcc = re.search(r"WCC (\d+(?:\.\d+)?)", cbc.text)
+        parts = [float(x) for x in re.findall(r"(?:neutrophils|lymphocytes) (\d+(?:\.\d+)?)", cbc.text)]
+        if wcc and parts and sum(parts) > float(wcc.group(1)):
+            problems.append(f"white cell differential {sum(parts):g} exceeds the total count {wcc.group(1)}")
+    hcg = case.tests.get("bedside.urine_hcg") or case.tests.get("lab.serum_hcg")
+    if hcg is not None and hcg.abnormal and not case.gold_diagnosis.startswith("O"):
+        problems.append("positive pregnancy test in a non-pregnancy diagnosis")
+    if case.gold_diagnosis not in {d.code for d in case.differential}:
+        problems.append("gold diagnosis not in the differential")
+    missing = [t for t in case.essential_tests if case.result(t) is None]
+    if missing:
+        problems.append(f"essential tests without a result: {missing}")
+    return problems

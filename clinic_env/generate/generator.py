@@ -1,0 +1,420 @@
+"""Synthetic patients for teaching: valid, clinically coherent cases drawn from the knowledge base.
+
+``CaseGenerator().generate("appendicitis", seed=7, difficulty=2, age=19, sex="F", persona="low-literacy")``
+draws one case; the same arguments always give the same case (a ``numpy`` generator seeded from
+them, nothing global). What is drawn and how:
+
+- **patient**: sex and age from the condition's prevalence (or given, and then checked against
+  it and against the catalogue's age/sex limits for the diagnosis);
+- **difficulty** 1 (classic: every feature with likelihood >= 0.5 present, the rest absent, no
+  vague answers), 2 (typical: features drawn by their likelihoods, two vague answers) or 3
+  (atypical: supporting features drawn at 70% of their likelihood, four vague answers, a scripted
+  contradiction, a wider differential). At every difficulty a feature with likelihood >= 0.95 is
+  present and one <= 0.05 is absent, so nothing contradicts the condition;
+- **history**: the condition's features, the persona-independent background every patient has
+  (social, family, drug history, age-appropriate comorbidities), in the patient's words, put into
+  lay vocabulary for the persona's literacy;
+- **exam and tests**: typical results with seeded values; temperature follows the fever history;
+- **differential, essential/optional tests, rubric, budget** from the condition and the catalogue.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clinic_env.generate.coherence import parse_vitals, vital_flags
+from clinic_env.generate.knowledge import (
+    BackgroundOption,
+    Condition,
+    FindingEntry,
+    KnowledgeBase,
+    load_knowledge,
+)
+from clinic_env.generate.rubric import budget, differential, rubric
+from clinic_env.generate.templates import draw_value, render
+from clinic_env.patients.vocabulary import lay_text
+from clinic_env.schema.case import Case
+from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.errors import DataError
+from clinic_env.schema.loading import check_case_references, load_catalogue, load_personas, parse_model
+from clinic_env.schema.persona import COOPERATIVE, Persona
+
+__all__ = ["CaseGenerator", "GeneratedCase", "GenerationError", "generate_case"]
+
+_DIFFICULTY_P = (0.3, 0.5, 0.2)
+#: Background items every patient is asked about when they apply (pregnancy and menstrual
+#: questions for women of reproductive age are a safety matter); the rest fill the history up.
+_CORE_BACKGROUND = frozenset({
+    "social.smoking", "social.alcohol", "social.occupation", "social.living_situation", "allergy.drug",
+    "pmh.previous_surgery", "obgyn.lmp", "obgyn.pregnancy_possible", "pmh.birth_history", "pmh.vaccinations",
+    "pmh.development",
+})
+_VAGUE = {1: 0, 2: 2, 3: 4}
+
+
+class GenerationError(ValueError):
+    """A request the knowledge base cannot satisfy (names the argument and its value)."""
+
+
+@dataclass(frozen=True)
+class GeneratedCase:
+    """A generated case with what it was generated from."""
+
+    case: Case
+    persona: Persona
+    condition: Condition
+    seed: int
+    difficulty: int
+
+
+def _stable(text: str) -> int:
+    return zlib.crc32(text.encode())
+
+
+def _pick(options: list[str] | str | None, rng: np.random.Generator) -> str | None:
+    if options is None:
+        return None
+    if isinstance(options, str):
+        return options
+    return options[int(rng.integers(len(options)))] if options else None
+
+
+class CaseGenerator:
+    """Draws cases from a knowledge base.
+
+    Args:
+        knowledge: The knowledge base (default: the shipped one).
+        catalogue: The catalogue cases are checked against (default: bundled).
+        personas: Personas that ``persona=`` ids refer to (default: bundled).
+    """
+
+    def __init__(self, knowledge: KnowledgeBase | None = None, catalogue: Catalogue | None = None,
+                 personas: list[Persona] | None = None) -> None:
+        self.cat = catalogue or load_catalogue()
+        self.kb = knowledge or load_knowledge(catalogue=catalogue)
+        self._personas = personas
+
+    # ------------------------------------------------------------------------------- choices
+    def _persona(self, persona: str | Persona | None, cond: Condition) -> Persona:
+        if isinstance(persona, Persona):
+            return persona
+        if self._personas is None:
+            self._personas = load_personas()
+        personas = {p.id: p for p in self._personas}
+        if persona is None:
+            persona = "parent-proxy" if cond.informant == "parent" else "cooperative"
+            return personas.get(persona, COOPERATIVE)
+        if persona not in personas:
+            raise GenerationError(f"persona={persona!r}: not a bundled persona id ({', '.join(sorted(personas))})")
+        return personas[persona]
+
+    def _demographics(self, cond: Condition, rng: np.random.Generator, age: float | None,
+                      sex: str | None) -> tuple[float, str]:
+        dx = self.cat.diagnoses[cond.code]
+        weights = {s: w for s, w in cond.prevalence.sex.items() if w > 0 and dx.sex in ("any", s)}
+        if sex is not None:
+            if sex not in ("M", "F"):
+                raise GenerationError(f"sex={sex!r}: must be 'M' or 'F'")
+            if sex not in weights:
+                raise GenerationError(f"sex={sex!r}: {cond.title} is not generated for this sex")
+        else:
+            keys = sorted(weights)
+            p = np.array([weights[k] for k in keys]) / sum(weights.values())
+            sex = keys[int(rng.choice(len(keys), p=p))]
+        lo_dx, hi_dx = dx.age_min or 0.0, dx.age_max if dx.age_max is not None else 120.0
+        bands = [(max(lo, lo_dx), min(hi, hi_dx), w) for lo, hi, w in cond.prevalence.bands()
+                 if w > 0 and max(lo, lo_dx) <= min(hi, hi_dx)]
+        if age is not None:
+            if not any(lo <= age <= hi for lo, hi, _ in bands):
+                raise GenerationError(f"age={age}: {cond.title} is generated for ages "
+                                      f"{', '.join(f'{lo:g}-{hi:g}' for lo, hi, _ in bands)}")
+            return float(age), sex
+        p = np.array([w for *_, w in bands]) / sum(w for *_, w in bands)
+        lo, hi, _ = bands[int(rng.choice(len(bands), p=p))]
+        if hi < 2:  # infants: whole months
+            months = int(rng.integers(max(1, round(lo * 12)), max(1, round(hi * 12)) + 1))
+            return round(months / 12, 2), sex
+        return float(rng.integers(int(np.ceil(lo)), int(hi) + 1)), sex
+
+    # ------------------------------------------------------------------------------- drawing
+    def generate(self, condition: str | Condition, seed: int = 0, difficulty: int | None = None,
+                 age: float | None = None, sex: str | None = None, persona: str | Persona | None = None,
+                 ) -> GeneratedCase:
+        """Generate one case (see the module docstring).
+
+        Args:
+            condition: A condition id or ICD-10 code of the knowledge base (or a Condition).
+            seed: Seed; the same arguments give the same case.
+            difficulty: 1, 2 or 3 (default: drawn 30/50/20%).
+            age: Age in years (default: drawn from the prevalence).
+            sex: ``"M"`` or ``"F"`` (default: drawn from the prevalence).
+            persona: Persona id or Persona (default: cooperative, or the parent proxy for young
+                children); its literacy sets the vocabulary of the patient's words.
+
+        Raises:
+            GenerationError: For an unknown condition or persona, or an age/sex the condition
+                does not occur in.
+        """
+        try:
+            cond = condition if isinstance(condition, Condition) else self.kb.condition(condition)
+        except KeyError as exc:
+            raise GenerationError(str(exc.args[0])) from None
+        if difficulty is not None and difficulty not in (1, 2, 3):
+            raise GenerationError(f"difficulty={difficulty!r}: must be 1, 2 or 3")
+        pers = self._persona(persona, cond)
+        if seed < 0:
+            raise GenerationError(f"seed={seed}: must be >= 0")
+        key = [seed, _stable(cond.id), difficulty or 0, 0 if age is None else 1 + int(age * 100),
+               {"M": 1, "F": 2}.get(sex or "", 0), _stable(pers.id)]
+        rng = np.random.default_rng(np.random.SeedSequence(key))
+        age_v, sex_v = self._demographics(cond, rng, age, sex)
+        level = difficulty or int(rng.choice(3, p=_DIFFICULTY_P)) + 1
+        case = _Draft(self, cond, rng, age_v, sex_v, level, pers, seed).build()
+        return GeneratedCase(case, pers, cond, seed, level)
+
+    def generate_many(self, n: int, seed: int = 0, conditions: list[str] | None = None,
+                      **kwargs: Any) -> list[GeneratedCase]:
+        """``n`` cases cycling through ``conditions`` (default: all), with seeds ``seed``, ``seed + 1``..."""
+        keys = conditions or list(self.kb.conditions)
+        return [self.generate(keys[i % len(keys)], seed=seed + i, **kwargs) for i in range(n)]
+
+
+def generate_case(condition: str, seed: int = 0, **kwargs: Any) -> Case:
+    """One generated :class:`Case` from the shipped knowledge base (see :meth:`CaseGenerator.generate`)."""
+    return CaseGenerator().generate(condition, seed=seed, **kwargs).case
+
+
+class _Draft:
+    """The state of one case being drawn."""
+
+    def __init__(self, gen: CaseGenerator, cond: Condition, rng: np.random.Generator, age: float, sex: str,
+                 difficulty: int, persona: Persona, seed: int) -> None:
+        self.gen, self.cat, self.kb, self.cond, self.rng = gen, gen.cat, gen.kb, cond, rng
+        self._sinus_tachy: bool | None = None
+        self._meds_crit = 1
+        self.age, self.sex, self.difficulty, self.persona, self.seed = age, sex, difficulty, persona, seed
+        child = sex == "M"
+        self.vars: dict[str, str] = {
+            "he": "he" if child else "she", "him": "him" if child else "her", "his": "his" if child else "her",
+            "age": f"{age:g}", "man": "man" if child else "woman", "boy": "boy" if child else "girl",
+        }
+        for name, ranges in self.kb.variables.items():
+            spec = ranges.get(sex) or ranges.get("any")
+            if spec:
+                self.vars[name] = draw_value(spec, rng) or spec
+        for name, spec in cond.vars.items():
+            self.vars[name] = draw_value(spec, rng) or render(spec, rng, self.vars)
+
+    def text(self, options: list[str] | str | None) -> str | None:
+        chosen = _pick(options, self.rng)
+        return None if chosen is None else render(chosen, self.rng, self.vars)
+
+    def lay(self, text: str | None) -> str | None:
+        return None if text is None else lay_text(text, self.persona.literacy)
+
+    def present(self, p: float, atypical: bool = True) -> bool:
+        """Whether a feature of likelihood ``p`` is present: classic cases take the likely ones,
+        others draw; an atypical (difficulty 3) history has fewer supporting features."""
+        if p >= 0.95:
+            return True
+        if p <= 0.05:
+            return False
+        if self.difficulty == 1:
+            return p >= 0.5
+        return bool(self.rng.random() < (0.7 * p if atypical and self.difficulty == 3 else p))
+
+    # ------------------------------------------------------------------------------- history
+    def history(self, presenting: str, implied: list[str]) -> dict[str, dict[str, Any]]:
+        facts: dict[str, dict[str, Any]] = {}
+        for hid, entry in self.cond.history.items():
+            if not entry.applies(self.age, self.sex):
+                continue
+            if hid == "meds.current" and entry.pos is None:
+                # The medicine list is composed from the condition's and the background's medicines.
+                self._meds_crit = entry.crit
+                continue
+            yes = hid == presenting or hid in implied or self.present(entry.p)
+            # The generic lexicon speaks in the first person: a parent-voice condition words its own.
+            words = self.kb.lexicon.get(hid, {}) if self.cond.informant == "patient" else {}
+            if yes:
+                text = self.text(entry.pos) or self.text(words.get("pos"))
+            else:
+                text = self.text(entry.neg) or self.text(words.get("neg")) or self.cat.history[hid].default_answer
+            fact: dict[str, Any] = {"text": text, "present": yes, "criticality": entry.crit}
+            vague = self.text(entry.vague) or self.text(words.get("vague"))
+            if yes and vague:
+                fact["vague_option"] = vague
+            facts[hid] = fact
+        if presenting not in facts:
+            facts[presenting] = {"text": self.text(self.kb.lexicon.get(presenting, {}).get("pos"))
+                                 or self.cat.history[presenting].label, "present": True, "criticality": 1}
+        return facts
+
+    def background(self, facts: dict[str, dict[str, Any]]) -> list[str]:
+        """Add the background items the condition does not define (the core ones always, others
+        until the history holds 18-24 facts); returns the medicines they imply."""
+        meds = list(self.cond.meds)
+        category = self.cond.code.split(".")[0]
+        target = int(self.rng.integers(18, 25))
+        others = [h for h in self.kb.background if h not in _CORE_BACKGROUND]
+        order = [h for h in self.kb.background if h in _CORE_BACKGROUND] + [others[i] for i in self.rng.permutation(len(others))]
+        for hid in order:
+            options = self.kb.background[hid]
+            if hid in facts or hid == "meds.current" or (hid not in _CORE_BACKGROUND and len(facts) >= target):
+                continue
+            usable = [o for o in options if o.applies(self.age, self.sex)
+                      and self.cond.code not in o.exclude_codes and category not in o.exclude_codes]
+            if not usable:
+                continue
+            option = self._choose(usable)
+            fact: dict[str, Any] = {"text": self.text(option.text), "present": option.present, "criticality": 1}
+            if option.vague:
+                fact["vague_option"] = self.text(option.vague)
+            if option.contradiction:
+                fact["contradiction_option"] = self.text(option.contradiction)
+            facts[hid] = fact
+            meds += [render(m, self.rng, self.vars) for m in option.meds]
+        return meds
+
+    def _choose(self, options: list[BackgroundOption]) -> BackgroundOption:
+        if self.difficulty == 1 and len(options) > 1:
+            return max(options, key=lambda o: o.weight)  # the commonest background for a classic case
+        w = np.array([o.weight for o in options])
+        return options[int(self.rng.choice(len(options), p=w / w.sum()))]
+
+    def medicines(self, facts: dict[str, dict[str, Any]], meds: list[str]) -> None:
+        if "meds.current" in facts:
+            return
+        meds = list(dict.fromkeys(meds))
+        child = self.cond.informant == "parent"
+        if meds:
+            listing = meds[0] if len(meds) == 1 else ", ".join(meds[:-1]) + " and " + meds[-1]
+            text = (f"{self.vars['he'].capitalize()} takes {listing}." if child else f"I take {listing}.")
+            facts["meds.current"] = {"text": text, "present": True, "criticality": self._meds_crit}
+        else:
+            text = ("Nothing regular, just Calpol when {he} needs it." if child
+                    else self.text(["I don't take any regular medicines.", "Nothing regular, no.",
+                                    "No regular tablets or anything."]))
+            facts["meds.current"] = {"text": render(text, self.rng, self.vars), "present": False,
+                                     "criticality": self._meds_crit}
+
+    def finalise_history(self, facts: dict[str, dict[str, Any]], presenting: str) -> dict[str, dict[str, Any]]:
+        vague_n = _VAGUE[self.difficulty] + (1 if self.persona.noise.vague > 0.2 and self.difficulty > 1 else 0)
+        candidates = [h for h, f in facts.items() if f.get("vague_option") and f["present"] and h != presenting]
+        candidates.sort(key=lambda h: -facts[h]["criticality"])
+        chosen = set(candidates[:vague_n])
+        wants_contradiction = (self.difficulty == 3 or self.persona.noise.contradiction >= 0.1
+                               or (self.difficulty == 2 and self.rng.random() < 0.3))
+        contra = [h for h, f in facts.items() if f.get("contradiction_option") and f["criticality"] == 1]
+        contra_id = contra[int(self.rng.integers(len(contra)))] if wants_contradiction and contra else None
+        out: dict[str, dict[str, Any]] = {}
+        for hid, f in facts.items():
+            fact = {"text": self.lay(f["text"]), "present": f["present"], "criticality": f["criticality"]}
+            if hid in chosen:
+                fact["vague"] = self.lay(f["vague_option"])
+            if hid == contra_id:
+                fact["contradiction"] = self.lay(f["contradiction_option"])
+            out[hid] = fact
+        return out
+
+    # ------------------------------------------------------------------------------- findings
+    def finding(self, tid: str, entry: FindingEntry) -> dict[str, Any]:
+        abnormal = self.present(entry.p, atypical=False)
+        self._sinus_tachy = None
+        if abnormal:
+            text = self._result(tid, entry.abnormal)
+        else:
+            text = (self._result(tid, entry.normal) or self._result(tid, "@normal")
+                    or self.cat.tests[tid].normal_result)
+        if self._sinus_tachy is not None:
+            abnormal = self._sinus_tachy
+        if tid == "exam.vitals":
+            # The flag follows the numbers drawn, with age-appropriate limits.
+            flags = vital_flags(text, self.age)
+            abnormal = bool(flags) if flags is not None else abnormal
+        return {"text": text, "abnormal": abnormal}
+
+    def _result(self, tid: str, options: list[str] | str | None) -> str | None:
+        chosen = _pick(options, self.rng)
+        if chosen is None:
+            return None
+        if tid == "ecg.12lead" and chosen in ("@normal", "@sinus_tachycardia") and "hr" in self.vars:
+            # A sinus ECG's rate is the rate in the vital signs.
+            self._sinus_tachy = float(self.vars["hr"]) > 100
+            chosen = "@sinus_tachycardia" if self._sinus_tachy else "@normal"
+        if chosen.startswith("@"):
+            patterns = self.kb.results.get(tid, {}).get(chosen[1:])
+            if not patterns:
+                return None
+            chosen = _pick(patterns, self.rng)
+        return render(chosen, self.rng, self.vars) if chosen else None
+
+    # ------------------------------------------------------------------------------- assembly
+    def build(self) -> Case:
+        cond, cat = self.cond, self.cat
+        weights = np.array([p.weight for p in cond.presentations])
+        if self.difficulty == 1:
+            pres = cond.presentations[int(np.argmax(weights))]
+        else:
+            pres = cond.presentations[int(self.rng.choice(len(weights), p=weights / weights.sum()))]
+        facts = self.history(pres.symptom, pres.implies)
+        meds = self.background(facts)
+        self.medicines(facts, meds)
+        fever = facts.get("sx.fever", {}).get("present", False)
+        self.vars["temp"] = draw_value("38.1-39.6:.1f" if fever else "36.4-37.4:.1f", self.rng) or "37.0"
+        history = self.finalise_history(facts, pres.symptom)
+        # Vital signs first: the heart rate drawn there is the {hr} an ECG template reports.
+        vitals = self.finding("exam.vitals", cond.exam["exam.vitals"])
+        self.vars.update({k: f"{v:g}" for k, v in parse_vitals(vitals["text"]).items()})
+        if "hr" in self.vars:
+            hr = float(self.vars["hr"])
+            self.vars["sinus"] = "sinus tachycardia" if hr > 100 else "sinus bradycardia" if hr < 50 else "sinus rhythm"
+        exam = {t: (vitals if t == "exam.vitals" else self.finding(t, e))
+                for t, e in cond.exam.items() if e.applies(self.age, self.sex)}
+        tests = {t: self.finding(t, e) for t, e in cond.tests.items() if e.applies(self.age, self.sex)}
+        listed = set(exam) | set(tests)
+        essential = [t for t in cond.essential if t in listed]
+        optional = [t for t in cond.optional if t in listed]
+        diff = differential(cond, cat, self.age, self.sex, pres.symptom, self.difficulty, self.rng)
+        setting = cond.settings[0] if self.difficulty == 1 else cond.settings[int(self.rng.integers(len(cond.settings)))]
+        child = self.age < 16
+        who = (f"{round(self.age * 12):d}-month-old {self.vars['boy']}" if self.age < 2 else
+               f"{self.age:g}-year-old {self.vars['boy'] if child else self.vars['man']}")
+        data = {
+            "id": f"gen-{cond.id}-d{self.difficulty}-{self.sex.lower()}{self.age:g}".replace(".", "m")
+                  + (f"-{self.persona.id}" if self.persona.id not in ("cooperative", "parent-proxy") else "")
+                  + f"-s{self.seed}",
+            "title": f"{cond.title} in a {who}",
+            "specialty": cond.specialty,
+            "setting": setting,
+            "difficulty": self.difficulty,
+            "demographics": {"age": self.age, "sex": self.sex},
+            "informant": "parent" if cond.informant == "parent" else "patient",
+            "presenting_complaint": pres.symptom,
+            "chief_complaint": self.text(pres.chief),
+            "opening_statement": self.lay(self.text(pres.opening)),
+            "history": history,
+            "exam": exam,
+            "tests": tests,
+            "essential_tests": essential,
+            "optional_tests": optional,
+            "contraindicated_tests": {t: r for t, r in cond.contraindicated.items() if t in cat.tests},
+            "budget_usd": budget([*essential, *optional], cat),
+            "gold_diagnosis": cond.code,
+            "differential": [d.model_dump() for d in diff],
+            "rubric": [r.model_dump(exclude_none=True, by_alias=True) for r in
+                       rubric(cond, cat, history, pres.symptom, essential, diff, listed)],
+            "source": (f"Generated by clinic-env from its knowledge base (condition '{cond.id}', seed {self.seed}, "
+                       f"difficulty {self.difficulty}, persona '{self.persona.id}'). Presentation and work-up follow "
+                       f"{cond.source}. Simplified: a synthetic patient whose findings are drawn independently "
+                       "from typical likelihoods and value ranges; not a real patient."),
+        }
+        case = parse_model(Case, data, f"<generated {cond.id} seed {self.seed}>")
+        problems = check_case_references(case, cat, f"<generated {cond.id} seed {self.seed}>")
+        if problems:
+            raise DataError(problems)
+        return case

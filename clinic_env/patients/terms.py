@@ -1,0 +1,247 @@
+"""Terms and how to find them in free text: words, phrases, abbreviations, ICD-10 codes.
+
+:class:`Term` is one thing to look for (``"appendicitis"``, ``"clot in the lung"``, ``"DVT"``,
+``"阑尾炎"``). :func:`find_terms` reports which of a list of terms occur in a text, searching every
+normalised view (:mod:`clinic_env.patients.normalise`), with fuzzy matching of long words so that
+spelling variants and translations that differ by a few letters (``apendicitis``, ``appendicite``,
+``Appendizitis``) are caught. :func:`diagnosis_terms` derives the terms that name a diagnosis from
+its catalogue label and the synonym list shipped in ``data/knowledge/synonyms.yaml``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from clinic_env.patients.normalise import (
+    STOPWORDS,
+    TextViews,
+    collapse_doubles,
+    fold,
+    tokens,
+    views,
+    word_set,
+)
+
+__all__ = [
+    "GENERIC_WORDS",
+    "Term",
+    "TermIndex",
+    "code_mentions",
+    "diagnosis_synonyms",
+    "diagnosis_terms",
+    "find_terms",
+    "load_synonyms",
+    "make_term",
+]
+
+_KNOWLEDGE = Path(__file__).resolve().parent.parent / "data" / "knowledge"
+
+#: Words of diagnosis labels that do not name the diagnosis on their own (a patient may say them).
+GENERIC_WORDS = word_set(
+    """acute chronic subacute unspecified specified other type disease disorder disorders syndrome infection
+    infectious primary secondary episode severe mild moderate current mention site part left right anterior
+    posterior lateral medial wall inferior superior lower upper extremity extremities limb vessel vessels deep
+    superficial multiple single state due organism organisms including nonspecific specific idiopathic classical
+    complete incomplete simple complicated uncomplicated recurrent fever pain chest heart lung lungs blood
+    failure bleeding haemorrhage hemorrhage abdominal stomach bowel intestine intestinal kidney kidneys
+    renal liver hepatic cardiac pulmonary respiratory tract urinary gland nerve bone marrow skin eye ear nose
+    throat head neck back joint muscle vein veins artery arteries system central elsewhere classified
+    induced caused diagnosis origin unknown newly onset related reaction reactions inflammation inflammatory episodic
+    lesion mass growth benign malignant neoplasm entire general generalized generalised localized localised
+    condition problem problems adult child childhood infant neonatal pregnancy pregnant puerperium childbirth
+    small large minor major early late high low loss deficiency excessive frequent regular irregular
+    trait attack attacks cold flu virus viral bacterial common usual typical"""
+)
+
+_CODE = re.compile(r"(?<![a-z0-9])([a-z])\s*[-.]?\s*(\d)\s*(\d)(?:\s*[.,·]\s*(\d{1,2})|(\d))?(?![0-9])")
+
+
+@dataclass(frozen=True)
+class Term:
+    """A word or phrase to find.
+
+    Attributes:
+        text: The term as written.
+        words: Its stemmed content tokens, in order (empty for CJK and case-sensitive terms).
+        compact: Its letters run together, for searching text written without separators
+            (empty when too short to search that way safely).
+        cjk: The term itself when it is written in CJK characters.
+        exact_case: For short abbreviations (``PE``, ``MI``): matched case-sensitively in the raw text.
+    """
+
+    text: str
+    words: tuple[str, ...]
+    compact: str = ""
+    cjk: str = ""
+    exact_case: re.Pattern[str] | None = None
+
+
+def make_term(text: str) -> Term | None:
+    """Build a :class:`Term`; None when it has no content to look for."""
+    raw = text.strip()
+    if not raw:
+        return None
+    folded = fold(raw)
+    if re.search(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]", folded):
+        return Term(raw, (), "", re.sub(r"\s+", "", folded))
+    if re.fullmatch(r"[A-Z][A-Z0-9]{1,2}", raw):
+        letters = r"\.?".join(re.escape(ch) for ch in raw)
+        return Term(raw, (), "", "", re.compile(rf"(?<![A-Za-z0-9]){letters}\.?(?![A-Za-z0-9])"))
+    words = tuple(w for w in tokens(folded) if w not in STOPWORDS)
+    if not words:
+        return None
+    compact = "".join(words)
+    return Term(raw, words, compact if len(compact) >= 8 else "")
+
+
+@lru_cache(maxsize=131072)
+def _similar(word: str, target: str) -> bool:
+    """Fuzzy equality of two long words (spelling variants, close translations)."""
+    if word == target:
+        return True
+    if len(target) < 7 or len(word) < 6:
+        return False
+    a, b = collapse_doubles(word), collapse_doubles(target)
+    if a == b:
+        return True
+    if a[:5] != b[:5] or abs(len(a) - len(b)) > 4:
+        return False
+    return SequenceMatcher(None, a, b).ratio() >= 0.8
+
+
+def _in_sequence(words: Sequence[str], seq: Sequence[str], fuzzy: bool) -> bool:
+    """Whether ``words`` occur in order in ``seq`` within a window of len(words) + 3 tokens."""
+    first = words[0]
+    window = len(words) + 3
+    for start, tok in enumerate(seq):
+        if tok != first and not (fuzzy and _similar(tok, first)):
+            continue
+        pos = start + 1
+        for word in words[1:]:
+            end = min(len(seq), start + window)
+            while pos < end and seq[pos] != word and not (fuzzy and _similar(seq[pos], word)):
+                pos += 1
+            if pos >= end:
+                break
+            pos += 1
+        else:
+            return True
+    return False
+
+
+def term_in(term: Term, v: TextViews, raw: str, fuzzy: bool = True) -> bool:
+    """Whether ``term`` occurs in the text whose views are ``v`` (``raw`` is the original text)."""
+    if term.exact_case is not None:
+        return bool(term.exact_case.search(raw))
+    if term.cjk:
+        return term.cjk in v.cjk
+    if term.compact and any(term.compact in c for c in v.compact):
+        return True
+    if v.spelled:
+        letters = "".join(term.words)
+        if len(letters) >= 4 and any(letters in run or letters[::-1] in run for run in v.spelled):
+            return True
+    for seq, present in zip(v.token_lists, v.token_sets, strict=True):
+        # Cheap necessary condition first: every word present exactly, or a fuzzy candidate.
+        if all(w in present or (fuzzy and len(w) >= 7 and collapse_doubles(w)[:5] in v.prefixes)
+               for w in term.words) and _in_sequence(term.words, seq, fuzzy):
+            return True
+    return False
+
+
+class TermIndex:
+    """Many terms, searched together: a cheap key test picks the few candidates worth a full match.
+
+    Args:
+        terms: The terms, in the order :meth:`find` reports their indices.
+        fuzzy: Allow fuzzy matching of long words.
+    """
+
+    def __init__(self, terms: Sequence[Term], fuzzy: bool = True) -> None:
+        self.terms = list(terms)
+        self.fuzzy = fuzzy
+        # Key of a word term: its longest word (any match needs it, exactly or fuzzily).
+        self._keys = [(max(t.words, key=len) if t.words else "") for t in self.terms]
+        self._prefix = [collapse_doubles(k)[:5] if len(k) >= 7 else "" for k in self._keys]
+
+    def find(self, text: str, v: TextViews | None = None) -> list[int]:
+        """Indices of the terms that occur in ``text``."""
+        v = v or views(text)
+        out = []
+        for i, term in enumerate(self.terms):
+            key = self._keys[i]
+            if key and key not in v.all_tokens and not (self.fuzzy and self._prefix[i] in v.prefixes) \
+                    and not (term.compact and any(term.compact in c for c in v.compact)) and not v.spelled:
+                continue
+            if term_in(term, v, text, self.fuzzy):
+                out.append(i)
+        return out
+
+
+def find_terms(terms: Iterable[Term], text: str, fuzzy: bool = True) -> list[Term]:
+    """The terms that occur in ``text``."""
+    v = views(text)
+    return [t for t in terms if term_in(t, v, text, fuzzy)]
+
+
+def code_mentions(text: str) -> list[str]:
+    """ICD-10-like codes mentioned in ``text``, as ``"K35"`` or ``"K35.8"`` (spaces, dashes and
+    look-alike letters tolerated)."""
+    out = []
+    for m in _CODE.finditer(fold(text)):
+        letter, d1, d2, sub, extra = m.groups()
+        code = f"{letter.upper()}{d1}{d2}"
+        tail = sub or extra
+        out.append(f"{code}.{tail}" if tail else code)
+    return out
+
+
+@lru_cache(maxsize=1)
+def load_synonyms() -> dict[str, tuple[str, ...]]:
+    """The shipped synonym list: ICD-10 code -> lay, clinical and other-language names."""
+    path = _KNOWLEDGE / "synonyms.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    items = data.get("synonyms", {})
+    return {str(code): tuple(str(s) for s in names) for code, names in items.items()}
+
+
+def _label_parts(label: str) -> list[str]:
+    inner = re.findall(r"[(\[]([^)\]]*)[)\]]", label)
+    outer = re.sub(r"[(\[][^)\]]*[)\]]", " ", label)
+    parts = [outer, *inner]
+    for part in list(parts):
+        parts += [p for p in re.split(r",|;|\bincluding\b|\be\.g\.", part) if p.strip()]
+    return [p.strip() for p in parts if p.strip()]
+
+
+def diagnosis_synonyms(code: str, label: str | None) -> list[str]:
+    """Every name of a diagnosis: the label, its parenthesised and comma-separated parts, its
+    abbreviations and distinctive words, and the shipped synonyms of the code."""
+    names: list[str] = []
+    if label:
+        for part in _label_parts(label):
+            words = [w for w in tokens(fold(part)) if w not in STOPWORDS]
+            # A phrase of general words ("acute renal failure") still names the diagnosis as a whole.
+            if any(w not in GENERIC_WORDS for w in words) or len(words) >= 2:
+                names.append(part)
+            names += [w for w in re.findall(r"\b[A-Z][A-Z0-9]{1,6}\b", part)]
+            names += [w for w in words if w not in GENERIC_WORDS and len(w) >= 5]
+    names += load_synonyms().get(code, ())
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def diagnosis_terms(code: str, label: str | None, extra: Iterable[str] = ()) -> list[Term]:
+    """The :class:`Term` list naming a diagnosis (see :func:`diagnosis_synonyms`)."""
+    out: dict[str, Term] = {}
+    for name in [*diagnosis_synonyms(code, label), *extra]:
+        term = make_term(name)
+        if term is not None:
+            out.setdefault(term.cjk or (term.exact_case.pattern if term.exact_case else " ".join(term.words)), term)
+    return list(out.values())
