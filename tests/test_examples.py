@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -19,3 +20,13 @@ def test_example_runs(script: str, args: list[str], expect: str) -> None:
     res = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert expect in res.stdout
+
+
+def test_evolve_rubrics_example_shows_the_shotgun_doctor_losing() -> None:
+    res = subprocess.run([sys.executable, str(EXAMPLES / "evolve_rubrics.py")], capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["shotgun_before"] > out["infogain_before"]
+    assert out["shotgun_after"] < out["infogain_after"]
+    assert abs(out["infogain_after"] - out["infogain_before"]) < 0.05
+    assert out["admitted"] and out["bank_version"] >= 1

@@ -52,27 +52,17 @@ def messages_space() -> gymnasium.spaces.Sequence:
 
 
 @contextmanager
-def speaking(engine: Consultation, said: str | None) -> Iterator[None]:
-    """Within the block, the engine's next ``act`` call records ``said`` as the words of the action.
+def speaking(engine: Consultation, agent: int, said: str | None) -> Iterator[None]:
+    """Within the block, ``agent``'s next action carries ``said`` as its words.
 
-    The structured envs call ``engine.act(agent, action)`` without text; binding the text for the
-    first call (the acting agent's: the others act after it) lets the text envs reuse their
-    ``step`` unchanged instead of copying it.
+    The structured envs call ``engine.act(agent, action)`` without text; setting the words on the
+    engine first (:meth:`Consultation.say`) lets the text envs reuse their ``step`` unchanged.
     """
-    if said is None:
-        yield
-        return
-    original = type(engine).act
-
-    def act(agent: int, action: object, text: str | None = None) -> tuple[dict[str, float], bool]:
-        del engine.act  # only the first call speaks
-        return original(engine, agent, action, text=said if text is None else text)
-
-    engine.act = act  # type: ignore[method-assign]
+    engine.say(agent, said)
     try:
         yield
     finally:
-        engine.__dict__.pop("act", None)
+        engine.say(agent, None)
 
 
 def _text_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, bool]:
@@ -103,7 +93,7 @@ class TextConsultationEnv(ConsultationEnv):
         return obs
 
     def _apply(self, res: Resolution) -> None:
-        with speaking(self.engine, res.said):
+        with speaking(self.engine, _INDEX[self.agent_selection], res.said):
             super().step(res.index)
 
     def step(self, action: Any) -> None:
@@ -168,17 +158,13 @@ class TextParallelEnv(ConsultationParallelEnv):
             infos = {a: {**self._info({}, False), **({"reask": reasks[a]} if a in reasks else {})} for a in AGENTS}
             zero = dict.fromkeys(AGENTS, False)
             return obs, dict.fromkeys(AGENTS, 0.0), zero, dict(zero), infos
-        said = {i: r.said for i, r in resolved.items()}
-        original = type(eng).act
-
-        def act(agent: int, action: object, text: str | None = None) -> tuple[dict[str, float], bool]:
-            return original(eng, agent, action, text=said.get(agent))
-
-        eng.act = act  # type: ignore[method-assign]
+        for i, r in resolved.items():
+            eng.say(i, r.said)
         try:
             out = super().step({AGENTS[i]: r.index for i, r in resolved.items()})
         finally:
-            del eng.act
+            for i in resolved:
+                eng.say(i, None)
         if turns.queue:
             out[4][AGENTS[DOCTOR]]["queued"] = [a.name for a in turns.queue]
         return out
@@ -253,7 +239,7 @@ class TextDoctorEnv(DoctorEnv):
             return self._obs(), 0.0, False, False, info
         total, comps, actions = 0.0, {}, []
         while True:
-            with speaking(eng, res.said):
+            with speaking(eng, DOCTOR, res.said):
                 obs, reward, terminated, truncated, info = super().step(res.index - 1 if res.index > 0 else -1)
             total += reward
             actions.append(eng.table.names[res.index] if res.index >= 0 else "no-op")

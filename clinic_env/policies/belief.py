@@ -88,7 +88,10 @@ class Belief:
 
     def information_gain(self, post: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """Expected entropy reduction (bits) of observing each column in ``columns``."""
-        lik = self.lik[:, columns]
+        # Diagnoses with negligible posterior mass change no entropy term: leave them out.
+        keep = post > 1e-9
+        post = post[keep] / post[keep].sum()
+        lik = self.lik[np.ix_(keep, columns)]
         p_yes = post @ lik
         joint_yes = post[:, None] * lik
         joint_no = post[:, None] * (1.0 - lik)

@@ -6,13 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from clinic_env.rewards.facts import FactConfig
 from clinic_env.rewards.verifier import VerifierConfig
 
 __all__ = ["COMPONENTS", "RewardConfig"]
 
 #: Names of the reward components reported in ``infos[agent]["reward_components"]``.
 COMPONENTS = ("history", "differential", "tests", "diagnosis", "rubric", "step", "illegal", "violation",
-              "dynamic_rubric")
+              "dynamic_rubric", "fact")
 
 
 class RewardConfig(BaseModel):
@@ -39,7 +40,7 @@ class RewardConfig(BaseModel):
     weights: dict[str, float] = Field(
         default_factory=lambda: {
             "history": 1.0, "differential": 1.0, "tests": 1.0, "diagnosis": 2.0,
-            "rubric": 1.0, "step": 1.0, "illegal": 1.0, "violation": 1.0, "dynamic_rubric": 1.0,
+            "rubric": 1.0, "step": 1.0, "illegal": 1.0, "violation": 1.0, "dynamic_rubric": 1.0, "fact": 1.0,
         },
         description="Weight of each component in the scalar reward.",
     )
@@ -53,6 +54,7 @@ class RewardConfig(BaseModel):
     tests_metric: Literal["f1", "recall"] = Field(
         default="f1", description="'recall' scores tests by weighted recall alone (a naive, gameable reward).")
     violations: VerifierConfig = Field(default_factory=VerifierConfig, description="Step verifier settings.")
+    fact: FactConfig = Field(default_factory=FactConfig, description="Fact-aware reward (text mode).")
     violation_cost: float = Field(
         default=0.0, ge=0, description="Plain per-step cost: each violation v adds -violation_cost * (1 - lambda_v).")
 

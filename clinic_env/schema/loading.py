@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
+# libyaml's safe loader when PyYAML was built with it: the bundled library loads ~10x faster.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DATA_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 _PKG = Path(__file__).resolve().parent.parent
 
@@ -75,7 +77,7 @@ def read_documents(path: Path) -> list[Any]:
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         if path.suffix == ".json":
             return [json.loads(text)]
-        return [yaml.safe_load(text)]
+        return [yaml.load(text, Loader=_YAML_LOADER)]
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise DataError.single(path, "", f"not valid {path.suffix[1:].upper()}: {exc}") from None
 

@@ -118,6 +118,24 @@ def _validate_doc(doc: Any, file: str, cat: Catalogue | None, strict: bool) -> l
     return problems
 
 
+def _knowledge_root(file: Path) -> Path | None:
+    """The disease knowledge-base folder a file belongs to (its files are checked together)."""
+    for parent in file.resolve().parents:
+        if parent.name == "knowledge":
+            return parent
+    return None
+
+
+def _validate_knowledge(root: Path, catalogue: str | Path | None) -> list[Problem]:
+    from clinic_env.generate.knowledge import load_knowledge
+
+    try:
+        load_knowledge(root, load_catalogue(catalogue))
+    except DataError as exc:
+        return exc.problems
+    return []
+
+
 def validate_paths(paths: list[Path], catalogue: str | Path | None = None, strict: bool = False) -> tuple[int, list[Problem]]:
     """Validate every data file under ``paths``.
 
@@ -138,6 +156,7 @@ def validate_paths(paths: list[Path], catalogue: str | Path | None = None, stric
     except FileNotFoundError as exc:
         problems.append(Problem(str(catalogue or "<bundled catalogues>"), "", str(exc)))
     count = 0
+    knowledge_roots: set[Path] = set()
     for path in paths:
         try:
             files = list(iter_data_files(path))
@@ -146,6 +165,10 @@ def validate_paths(paths: list[Path], catalogue: str | Path | None = None, stric
             continue
         for file in files:
             count += 1
+            root = _knowledge_root(file)
+            if root is not None:
+                knowledge_roots.add(root)
+                continue
             try:
                 docs = read_documents(file)
             except DataError as exc:
@@ -153,5 +176,7 @@ def validate_paths(paths: list[Path], catalogue: str | Path | None = None, stric
                 continue
             for doc in docs:
                 problems += _validate_doc(doc, str(file), cat, strict)
+    for root in sorted(knowledge_roots):
+        problems += _validate_knowledge(root, catalogue)
     # A problem inside the catalogue is reported once even when many files are checked.
     return count, list({str(p): p for p in problems}.values())
