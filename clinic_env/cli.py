@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, TypeVar
 
 import typer
 
 from clinic_env.cli_llm import serve_app
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="clinic-env",
@@ -19,6 +22,18 @@ app = typer.Typer(
 cases_app = typer.Typer(help="Inspect the case library.", no_args_is_help=True)
 app.add_typer(cases_app, name="cases")
 app.add_typer(serve_app, name="serve")
+
+
+def exit_on_data_error(load: Callable[[], T]) -> T:
+    """Run a loader; on :class:`DataError` print one line per problem and exit with status 2."""
+    from clinic_env.schema import DataError
+
+    try:
+        return load()
+    except DataError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(2) from None
 
 
 def _register_subcommands() -> None:
@@ -59,14 +74,9 @@ def cases_list(
     from rich.console import Console
     from rich.table import Table
 
-    from clinic_env.schema import DataError, load_cases, load_catalogue
+    from clinic_env.schema import load_cases, load_catalogue
 
-    try:
-        library = load_cases(cases)
-    except DataError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(2) from None
+    library = exit_on_data_error(lambda: load_cases(cases))
     cat = load_catalogue()
     table = Table(title=f"{len(library)} cases")
     for column in ("id", "specialty", "age/sex", "setting", "gold", "diagnosis", "facts", "tests"):
@@ -129,12 +139,7 @@ def run(
     from clinic_env.schema import DataError, load_cases
 
     doctors = doctor or ["random", "thorough", "info-gain"]
-    try:
-        library = load_cases(cases)
-    except DataError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(2) from None
+    library = exit_on_data_error(lambda: load_cases(cases))
     out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     total = len(library) * len(doctors) * episodes_per_case

@@ -49,19 +49,15 @@ def evolve(
     before and after tables and write bank.yaml, changes.jsonl and summary.json."""
     from rich.progress import Progress
 
+    from clinic_env.cli import exit_on_data_error
     from clinic_env.evolve import run_evolution
     from clinic_env.rewards.evolution import DynamicBank, EvolutionConfig
     from clinic_env.rewards.llm_miner import LLMMiner
-    from clinic_env.schema import DataError, load_cases
+    from clinic_env.schema import load_cases
 
     doctors = doctor or ["shotgun"]
     baselines = [b for b in (baseline if baseline is not None else ["info-gain"]) if b not in doctors]
-    try:
-        library = load_cases(cases)
-    except DataError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(2) from None
+    library = exit_on_data_error(lambda: load_cases(cases))
     out = out or Path("runs") / datetime.datetime.now().strftime("evolve-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     bank_path = bank or out / "bank.yaml"
@@ -97,18 +93,13 @@ def import_rubrics(
     """Import rubric items (HealthBench JSONL) into clinic-env rubric banks."""
     import yaml
 
+    from clinic_env.cli import exit_on_data_error
     from clinic_env.rewards.rubric import import_healthbench
-    from clinic_env.schema import DataError
 
     if format != "healthbench":
         typer.echo(f"unknown format {format!r}; supported: healthbench", err=True)
         raise typer.Exit(2)
-    try:
-        banks = import_healthbench(source)
-    except DataError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        raise typer.Exit(2) from None
+    banks = exit_on_data_error(lambda: import_healthbench(source))
     data = {"banks": [b.model_dump(mode="json", exclude_none=True) for b in banks]}
     dest.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     typer.echo(f"imported {sum(len(b.items) for b in banks)} rubric items in {len(banks)} bank(s) to {dest}")

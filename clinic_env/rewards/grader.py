@@ -20,7 +20,7 @@ from typing import Any
 
 from clinic_env.schema.rubric import RubricItem
 
-__all__ = ["GRADE_SCHEMA", "Grade", "LLMGrader", "parse_grade"]
+__all__ = ["GRADE_SCHEMA", "Grade", "LLMGrader", "complete", "parse_grade"]
 
 GRADE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -79,6 +79,31 @@ def parse_grade(reply: str | None) -> Grade:
     return Grade(met, str(data.get("explanation", "")))
 
 
+async def complete(model: str, prompt: str, api_base: str | None = None, api_key: str | None = None,
+                   timeout: float = 30.0, temperature: float = 0.0,
+                   response_format: dict[str, Any] | None = None) -> str:
+    """One litellm chat completion of a single user message; returns the reply text.
+
+    Retries are the caller's (counted, with backoff): the provider client's own are switched off.
+    A local server (``api_base``) gets a placeholder key when none is given.
+    """
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True
+    kwargs: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}],
+                              "temperature": temperature, "timeout": timeout, "max_retries": 0}
+    if api_base:
+        kwargs["api_base"] = api_base
+        kwargs["api_key"] = api_key or "sk-local-no-key"
+    elif api_key:
+        kwargs["api_key"] = api_key
+    if response_format is not None:
+        kwargs["response_format"] = response_format
+    response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=timeout + 5)
+    return str(response.choices[0].message.content or "")
+
+
 @dataclass
 class LLMGrader:
     """Grades rubric items with any litellm model (a local vLLM server, a hosted API...).
@@ -108,23 +133,9 @@ class LLMGrader:
     _cache: dict[str, Grade] = field(default_factory=dict, repr=False)
 
     async def _call(self, prompt: str) -> str:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-
-        litellm.suppress_debug_info = True
-        # Retries are ours (counted, with backoff); the provider client must not retry behind our back.
-        kwargs: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                                  "temperature": self.temperature, "timeout": self.timeout, "max_retries": 0}
-        if self.api_base:
-            kwargs["api_base"] = self.api_base
-            kwargs["api_key"] = self.api_key or "sk-local-no-key"
-        elif self.api_key:
-            kwargs["api_key"] = self.api_key
-        if self.structured:
-            kwargs["response_format"] = {"type": "json_schema",
-                                         "json_schema": {"name": "rubric_grade", "schema": GRADE_SCHEMA}}
-        response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=self.timeout + 5)
-        return str(response.choices[0].message.content or "")
+        fmt = {"type": "json_schema", "json_schema": {"name": "rubric_grade", "schema": GRADE_SCHEMA}}
+        return await complete(self.model, prompt, self.api_base, self.api_key, self.timeout, self.temperature,
+                              fmt if self.structured else None)
 
     async def agrade_item(self, conversation: str, item: RubricItem, semaphore: asyncio.Semaphore | None = None) -> Grade:
         """Grade one item; retried, then a failed judgement (``met`` None) if it never parses."""

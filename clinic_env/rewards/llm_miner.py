@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pydantic import ValidationError
 
 from clinic_env.rewards.checks import evaluate_check
 from clinic_env.rewards.evolution import Candidate, episode_view
-from clinic_env.rewards.grader import LLMGrader
+from clinic_env.rewards.grader import LLMGrader, complete
 from clinic_env.schema.rubric import RubricItem
 
 __all__ = ["LLMMiner", "parse_proposals", "record_transcript"]
@@ -109,16 +108,7 @@ class LLMMiner:
     grader: LLMGrader | None = None
 
     async def _ask(self, prompt: str) -> str:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
-
-        litellm.suppress_debug_info = True
-        kwargs: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                                  "temperature": 0.0, "timeout": self.timeout, "max_retries": 0}
-        if self.api_base:
-            kwargs.update(api_base=self.api_base, api_key=self.api_key or "sk-local-no-key")
-        response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout=self.timeout + 5)
-        return str(response.choices[0].message.content or "")
+        return await complete(self.model, prompt, self.api_base, self.api_key, self.timeout)
 
     async def apropose(self, top_records: Sequence[dict[str, Any]], existing: Sequence[str]) -> list[RubricItem]:
         """Ask for new items given the top episodes and the existing criteria."""
