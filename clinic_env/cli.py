@@ -135,10 +135,16 @@ def run(
 
     from clinic_env.cli_llm import play_doctors
     from clinic_env.leaderboard import leaderboard
+    from clinic_env.policies import available_policies, known_policy
     from clinic_env.rollout import write_records
     from clinic_env.schema import DataError, load_cases
 
     doctors = doctor or ["random", "thorough", "info-gain"]
+    unknown = [d for d in doctors if not d.startswith("llm:") and not known_policy(d)]
+    if unknown:
+        typer.echo(f"error: unknown doctor(s) {unknown}; available: {', '.join(available_policies())} "
+                   "or llm:MODEL", err=True)
+        raise typer.Exit(2)
     library = exit_on_data_error(lambda: load_cases(cases))
     out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ from clinic_env.policies.simple import PersonaPatient, RandomPolicy, RubricExami
 
 __all__ = [
     "BUILTIN_POLICIES", "Belief", "HumanPolicy", "InfoGainDoctor", "PersonaPatient", "Policy", "RandomPolicy",
-    "RubricExaminer", "ShotgunDoctor", "ThoroughDoctor", "available_policies", "legal_actions", "make_policy",
+    "RubricExaminer", "ShotgunDoctor", "ThoroughDoctor", "available_policies", "known_policy", "legal_actions",
+    "make_policy",
 ]
 
 BUILTIN_POLICIES: dict[str, Callable[..., Any]] = {
@@ -39,6 +40,11 @@ def _plugins() -> dict[str, Any]:
 def available_policies() -> list[str]:
     """Names accepted by :func:`make_policy` (built-ins and installed plugins)."""
     return sorted({*BUILTIN_POLICIES, *_plugins()})
+
+
+def known_policy(name: str) -> bool:
+    """Whether :func:`make_policy` accepts ``name`` (aliases included)."""
+    return _ALIASES.get(name, name) in available_policies()
 
 
 def make_policy(name: str, info: EnvInfo, seed: int | None = None, **kwargs: Any) -> Policy:
