@@ -26,8 +26,8 @@ from clinic_env.policies import make_policy
 from clinic_env.rollout import play_episode
 
 
-def random_turns_per_second(env: Any, seconds: float, seed: int = 0) -> float:
-    """Agent turns per second of mask-aware random play."""
+def random_turns_per_second(env: Any, seconds: float, seed: int = 0, waits: list[int] | None = None) -> float:
+    """Agent turns per second of mask-aware random play (``waits`` collects [wait-only turns, turns])."""
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
     turns = 0
@@ -41,11 +41,15 @@ def random_turns_per_second(env: Any, seconds: float, seed: int = 0) -> float:
             else:
                 legal = np.flatnonzero(obs["action_mask"])
                 action = int(legal[rng.integers(len(legal))])
+                if waits is not None and len(legal) == 1:
+                    waits[0] += 1
             env.step(action)
             turns += 1
         if time.perf_counter() >= deadline:
             break
         env.reset()
+    if waits is not None:
+        waits[1] += turns
     return turns / (time.perf_counter() - start)
 
 
@@ -71,13 +75,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="Duration of each measurement.")
     args = parser.parse_args()
     ttt = random_turns_per_second(tictactoe_v3.env(), args.seconds)
-    ours = random_turns_per_second(clinic_env.env(), args.seconds)
+    waits = [0, 0]
+    ours = random_turns_per_second(clinic_env.env(), args.seconds, waits=waits)
     eps = episodes_per_second(args.seconds)
     print(f"tictactoe_v3 random play : {ttt:10.0f} agent turns/s")
-    print(f"clinic consultation-v0   : {ours:10.0f} agent turns/s  (ratio {ours / ttt:.2f})")
+    print(f"clinic consultation-v0   : {ours:10.0f} agent turns/s  (ratio {ours / ttt:.2f}; "
+          f"{waits[0] / waits[1]:.0%} of turns had only 'wait' legal)")
     print(f"info-gain doctor episodes: {eps:10.1f} episodes/s")
     print(json.dumps({"turns_per_s": round(ours, 1), "tictactoe_turns_per_s": round(ttt, 1),
-                      "ratio": round(ours / ttt, 3), "episodes_per_s": round(eps, 2)}))
+                      "ratio": round(ours / ttt, 3), "episodes_per_s": round(eps, 2),
+                      "wait_share": round(waits[0] / waits[1], 3)}))
 
 
 if __name__ == "__main__":

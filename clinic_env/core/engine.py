@@ -477,6 +477,15 @@ class Consultation:
             v[e + 8] = len(self.queue) / max(len(self.rubric), 1)
         return v
 
+    def step_info(self, components: dict[str, float], illegal: bool) -> dict[str, object]:
+        """The ``infos`` entry every env reports for an agent (end-of-episode fields when over)."""
+        info: dict[str, object] = {"reward_components": components, "illegal_action": illegal,
+                                   "segment": SEGMENTS[min(self.segment, 3)], "cycle": self.cycle}
+        if self.terminated or self.truncated:
+            info["end_reason"] = self.end_reason
+            info["segment_scores"] = dict(self.segment_scores)
+        return info
+
     def render_text(self) -> str:
         """The full transcript and a status line (what ``render_mode="ansi"`` returns)."""
         status = (f"[cycle {self.cycle}/{self.max_cycles} | segment {SEGMENTS[min(self.segment, 3)]}"

@@ -9,10 +9,10 @@ import numpy as np
 from gymnasium.utils import seeding
 from pettingzoo import AECEnv
 
-from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, SEGMENTS
+from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER
 from clinic_env.core.text import CHARSET
 from clinic_env.core.transcript import MAX_TRANSCRIPT_CHARS
-from clinic_env.envs.setup import EnvInfo, resolve_setup
+from clinic_env.envs.setup import EnvInfo, check_render_mode, resolve_setup
 
 __all__ = ["ConsultationEnv", "build_spaces"]
 
@@ -120,9 +120,7 @@ class ConsultationEnv(AECEnv):
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
         super().__init__()
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.setup = resolve_setup(**kwargs)
         self.engine = self.setup.engine()
         self.info: EnvInfo = self.setup.info(self.engine)
@@ -149,24 +147,11 @@ class ConsultationEnv(AECEnv):
         self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
         self.terminations = dict.fromkeys(self.agents, False)
         self.truncations = dict.fromkeys(self.agents, False)
-        self.infos = {a: self._info(a, {}, False) for a in self.agents}
+        self.infos = {a: self.engine.step_info({}, False) for a in self.agents}
         self._components: dict[str, dict[str, float]] = {a: {} for a in self.agents}
         self.agent_selection = AGENTS[0]
         if self.render_mode == "human":
             self.render()
-
-    def _info(self, agent: str, components: dict[str, float], illegal: bool) -> dict[str, Any]:
-        eng = self.engine
-        info: dict[str, Any] = {
-            "reward_components": components,
-            "illegal_action": illegal,
-            "segment": SEGMENTS[min(eng.segment, 3)],
-            "cycle": eng.cycle,
-        }
-        if eng.terminated or eng.truncated:
-            info["end_reason"] = eng.end_reason
-            info["segment_scores"] = dict(eng.segment_scores)
-        return info
 
     def observe(self, agent: str) -> dict[str, Any]:
         i = _INDEX[agent]
@@ -200,8 +185,8 @@ class ConsultationEnv(AECEnv):
                 for a in self.agents:
                     self.terminations[a] = self.engine.terminated
                     self.truncations[a] = self.engine.truncated
-                    self.infos[a] = self._info(a, self._components[a], illegal_flags.get(a, False))
-        self.infos[agent] = self._info(agent, self._components[agent], illegal)
+                    self.infos[a] = self.engine.step_info(self._components[a], illegal_flags.get(a, False))
+        self.infos[agent] = self.engine.step_info(self._components[agent], illegal)
         if idx == DOCTOR:
             self.infos[agent]["violations"] = self.engine.step_violations
         for a in self.agents:

@@ -8,8 +8,8 @@ import gymnasium
 import numpy as np
 
 from clinic_env.core.actions import WAIT
-from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, PATIENT, SEGMENTS
-from clinic_env.envs.setup import EnvInfo, resolve_setup
+from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, PATIENT
+from clinic_env.envs.setup import EnvInfo, check_render_mode, resolve_setup
 
 __all__ = ["DoctorEnv"]
 
@@ -42,9 +42,7 @@ class DoctorEnv(gymnasium.Env):
                  **kwargs: Any) -> None:
         from clinic_env.policies import make_policy
 
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.setup = resolve_setup(**kwargs)
         self.engine = self.setup.engine()
         self.info: EnvInfo = self.setup.info(self.engine)
@@ -106,11 +104,7 @@ class DoctorEnv(gymnasium.Env):
         while not (eng.terminated or eng.truncated) and eng.masks[DOCTOR][WAIT]:
             self._others(comps)
         reward = self.setup.config.scalar(comps)
-        info: dict[str, Any] = {"reward_components": comps, "illegal_action": illegal, "violations": violations,
-                                "segment": SEGMENTS[min(eng.segment, 3)], "cycle": eng.cycle}
-        if eng.terminated or eng.truncated:
-            info["end_reason"] = eng.end_reason
-            info["segment_scores"] = dict(eng.segment_scores)
+        info: dict[str, Any] = {**eng.step_info(comps, illegal), "violations": violations}
         if self.render_mode == "human":
             self.render()
         return self._obs(), reward, eng.terminated, eng.truncated, info

@@ -8,9 +8,9 @@ import gymnasium
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from clinic_env.core.engine import AGENTS, DOCTOR, SEGMENTS
+from clinic_env.core.engine import AGENTS, DOCTOR
 from clinic_env.envs.aec import build_spaces
-from clinic_env.envs.setup import EnvInfo, resolve_setup
+from clinic_env.envs.setup import EnvInfo, check_render_mode, resolve_setup
 
 __all__ = ["ConsultationParallelEnv"]
 
@@ -28,9 +28,7 @@ class ConsultationParallelEnv(ParallelEnv):
     metadata = {"name": "clinic_consultation_v0", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
-        self.render_mode = render_mode
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.setup = resolve_setup(**kwargs)
         self.engine = self.setup.engine()
         self.info: EnvInfo = self.setup.info(self.engine)
@@ -49,15 +47,6 @@ class ConsultationParallelEnv(ParallelEnv):
         eng = self.engine
         return {"observation": eng.observe(i), "transcript": eng.view_text(i), "action_mask": eng.masks[i].copy()}
 
-    def _info(self, components: dict[str, float], illegal: bool) -> dict[str, Any]:
-        eng = self.engine
-        info: dict[str, Any] = {"reward_components": components, "illegal_action": illegal,
-                                "segment": SEGMENTS[min(eng.segment, 3)], "cycle": eng.cycle}
-        if eng.terminated or eng.truncated:
-            info["end_reason"] = eng.end_reason
-            info["segment_scores"] = dict(eng.segment_scores)
-        return info
-
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         if seed is not None:
             self.np_random, _ = seeding.np_random(seed)
@@ -65,7 +54,7 @@ class ConsultationParallelEnv(ParallelEnv):
         self.engine.reset(case, persona, self.np_random)
         self.agents = list(AGENTS)
         obs = {a: self._observe(i) for i, a in enumerate(AGENTS)}
-        return obs, {a: self._info({}, False) for a in AGENTS}
+        return obs, {a: self.engine.step_info({}, False) for a in AGENTS}
 
     def step(self, actions: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
         eng = self.engine
@@ -82,7 +71,7 @@ class ConsultationParallelEnv(ParallelEnv):
         rewards = {a: scalar(comps[i]) for i, a in enumerate(AGENTS)}
         done_t, done_u = eng.terminated, eng.truncated
         obs = {a: self._observe(i) for i, a in enumerate(AGENTS)}
-        infos = {a: self._info(comps[i], illegal[i]) for i, a in enumerate(AGENTS)}
+        infos = {a: self.engine.step_info(comps[i], illegal[i]) for i, a in enumerate(AGENTS)}
         infos[AGENTS[DOCTOR]]["violations"] = violations
         terminations = dict.fromkeys(AGENTS, done_t)
         truncations = dict.fromkeys(AGENTS, done_u)

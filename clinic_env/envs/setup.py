@@ -28,7 +28,7 @@ from clinic_env.schema.persona import Persona
 from clinic_env.schema.principles import PrincipleSet
 from clinic_env.schema.rubric import RubricBank, RubricItem
 
-__all__ = ["ENV_VERSION", "EnvInfo", "EnvSetup", "resolve_setup"]
+__all__ = ["ENV_VERSION", "EnvInfo", "EnvSetup", "check_render_mode", "resolve_setup"]
 
 #: Version of the env's behaviour; recorded in every episode record. Bump on any change.
 ENV_VERSION = "consultation-v0"
@@ -104,6 +104,13 @@ class EnvSetup:
         else:
             persona = self.personas[int(rng.integers(len(self.personas)))]
         return case, persona
+
+
+def check_render_mode(render_mode: str | None, modes: Sequence[str]) -> str | None:
+    """``render_mode`` if it is None or one of ``modes``; a clear ValueError otherwise."""
+    if render_mode is not None and render_mode not in modes:
+        raise ValueError(f"render_mode must be one of {list(modes)}, got {render_mode!r}")
+    return render_mode
 
 
 def _cases(case: CasesArg, cases: CasesArg, cat: Catalogue) -> list[Case]:

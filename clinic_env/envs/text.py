@@ -106,7 +106,7 @@ class TextConsultationEnv(ConsultationEnv):
         if res.reask is not None:
             self.rewards = dict.fromkeys(self.agents, 0.0)
             self._cumulative_rewards[agent] = 0.0
-            self.infos[agent] = {**self._info(agent, {}, False), "reask": res.reask}
+            self.infos[agent] = {**self.engine.step_info({}, False), "reask": res.reask}
             return
         self._apply(res)
         # Queued doctor actions are played at the doctor's own turns, without asking it again.
@@ -155,7 +155,7 @@ class TextParallelEnv(ConsultationParallelEnv):
         reasks = {AGENTS[i]: r.reask for i, r in resolved.items() if r.reask is not None}
         if reasks:
             obs = {a: self._observe(i) for i, a in enumerate(AGENTS)}
-            infos = {a: {**self._info({}, False), **({"reask": reasks[a]} if a in reasks else {})} for a in AGENTS}
+            infos = {a: {**self.engine.step_info({}, False), **({"reask": reasks[a]} if a in reasks else {})} for a in AGENTS}
             zero = dict.fromkeys(AGENTS, False)
             return obs, dict.fromkeys(AGENTS, 0.0), zero, dict(zero), infos
         for i, r in resolved.items():

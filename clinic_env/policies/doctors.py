@@ -61,14 +61,14 @@ class _ScriptedDoctor:
         v = observation["observation"]
         lay, t = self.info.layout, self.info.table
         asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
-        if not asked.any() and segment_of(v, self.info) == 0:
+        seg = segment_of(v, self.info)
+        if not asked.any() and seg == 0:
             self.reset()
         if self.presenting is None:
             answer = v[lay.hx_answer : lay.hx_answer + lay.n_history]
             known = np.flatnonzero((answer >= 1.0) & (asked == 0))
             self.presenting = int(known[0]) if len(known) else -1
         post = self.belief.posterior(v)
-        seg = segment_of(v, self.info)
         if seg == 0:
             action = self._history(v, mask, post)
         elif seg == 1:
