@@ -9,6 +9,7 @@ the doctor's view, and no unasked case fact may be disclosed.
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -31,8 +32,11 @@ def leak_cases(cases: list[clinic_env.Case]) -> list[clinic_env.Case]:
     for case in cases:
         seen.setdefault(case.gold_diagnosis, case)
     gen = CaseGenerator()
-    extra = [gen.generate(cid, seed=7, difficulty=3).case for cid in list(gen.kb.conditions)[::10]]
-    return list(seen.values())[::3] + extra
+    # CLINIC_ENV_LEAK_FULL=1: every bundled diagnosis and one generated case per condition (the
+    # figures in the closing note); by default a third of each, to keep CI fast.
+    step = 1 if os.environ.get("CLINIC_ENV_LEAK_FULL") else 3
+    extra = [gen.generate(cid, seed=7, difficulty=3).case for cid in list(gen.kb.conditions)[:: 1 if step == 1 else 10]]
+    return list(seen.values())[::step] + extra
 
 
 class Session:
