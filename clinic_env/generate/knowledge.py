@@ -76,6 +76,7 @@ class FindingEntry(_Restricted):
     p: float = Field(default=1.0, ge=0, le=1, description="P(abnormal | condition).")
     abnormal: Text | None = Field(default=None, description="Result when abnormal (template or @pattern).")
     normal: Text | None = Field(default=None, description="Result when normal (default: library, catalogue).")
+    grade: Literal["mild", "marked"] = Field(default="marked", description="How abnormal the abnormal result is.")
 
 
 class Presentation(_Strict):
@@ -138,6 +139,10 @@ class Condition(_Strict):
     avoid: dict[str, str] = Field(default_factory=dict, description="Test id -> why ordering it is wrong here.")
     contraindicated: dict[str, str] = Field(default_factory=dict)
     key_questions: list[str] = Field(default_factory=list, description="History ids the rubric checks.")
+    confirmatory: list[list[str]] = Field(
+        default_factory=list,
+        description="Evidence that confirms the diagnosis: alternatives, each a list of history, exam or test "
+                    "ids; any one alternative confirms (copied into every generated case).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Condition:
@@ -254,6 +259,11 @@ def _check_condition(cond: Condition, cat: Catalogue, kb: KnowledgeBase, file: s
     for tid in (*cond.avoid, *cond.contraindicated):
         if tid not in cat.tests:
             problems.append(Problem(file, f"{p}avoid", "unknown test id", tid))
+    for i, alt in enumerate(cond.confirmatory):
+        problems += [Problem(file, f"{p}confirmatory[{i}]", "not one of the condition's history, exam or test items", k)
+                     for k in alt if k not in cond.history and k not in cond.exam and k not in cond.tests]
+        if not alt:
+            problems.append(Problem(file, f"{p}confirmatory[{i}]", "empty alternative", ""))
     for hid in cond.key_questions:
         if hid not in cond.history:
             problems.append(Problem(file, f"{p}key_questions", "not one of the condition's history items", hid))

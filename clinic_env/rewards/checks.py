@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from clinic_env.schema.icd10 import matches
 from clinic_env.schema.rubric import Check
@@ -22,6 +22,8 @@ class EpisodeView:
     differential: Sequence[str]
     final_dx: str | None
     repeats: int = 0
+    order_cycle: Mapping[str, int] = field(default_factory=dict)
+    """Test id -> the cycle it was first ordered in (for ``ordered_within``)."""
 
 
 def evaluate_check(check: Check, ep: EpisodeView) -> bool:
@@ -35,6 +37,9 @@ def evaluate_check(check: Check, ep: EpisodeView) -> bool:
         return arg in ep.ordered
     if op == "not_ordered":
         return arg not in ep.ordered
+    if op == "ordered_within":
+        first = ep.order_cycle.get(arg.item)
+        return first is not None and first <= arg.cycle
     if op == "asked_all":
         return all(a in ep.asked for a in arg)
     if op == "asked_any":

@@ -49,12 +49,33 @@ class Fact(BaseModel):
 
 
 class Finding(BaseModel):
-    """An examination finding or a test result."""
+    """An examination finding or a test result.
+
+    ``grade`` says how far an abnormal result is from normal: ``mild`` (e.g. WCC 12.4, a
+    troponin just above the 99th percentile, trace proteinuria) or ``marked`` (the default for an
+    abnormal result: diagnostic or dangerous values). The doctor's numeric observation shows
+    normal / mildly / markedly abnormal.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     text: str = Field(min_length=1)
     abnormal: bool
+    grade: Literal["mild", "marked"] | None = Field(
+        default=None, description="Abnormal results only: mild or marked (default marked).")
+
+    @model_validator(mode="after")
+    def _grade(self) -> Finding:
+        if self.grade is not None and not self.abnormal:
+            raise ValueError("grade is only for abnormal results")
+        return self
+
+    @property
+    def level(self) -> int:
+        """0 normal, 1 mildly abnormal, 2 markedly abnormal."""
+        if not self.abnormal:
+            return 0
+        return 1 if self.grade == "mild" else 2
 
 
 class DifferentialEntry(BaseModel):
@@ -103,6 +124,11 @@ class Case(BaseModel):
     )
     budget_usd: float = Field(gt=0)
     gold_diagnosis: str
+    confirmatory: tuple[tuple[str, ...], ...] = Field(
+        default=(),
+        description="The evidence that confirms the gold diagnosis: alternatives, each a list of item ids "
+                    "(tests, exam items or history items) that together confirm it; any one alternative "
+                    "confirms. Empty: the abnormal essential tests, each alone (see confirmatory_evidence).")
     differential: tuple[DifferentialEntry, ...] = Field(min_length=1)
     rubric: tuple[RubricItem, ...] = ()
     source: str = Field(min_length=3)
@@ -125,6 +151,8 @@ class Case(BaseModel):
         unsafe = set(self.contraindicated_tests) & (set(self.essential_tests) | set(self.optional_tests))
         if unsafe:
             raise ValueError(f"tests both contraindicated and recommended: {sorted(unsafe)}")
+        if any(not alt for alt in self.confirmatory):
+            raise ValueError("confirmatory: every alternative must list at least one item id")
         overlap = set(self.exam) & set(self.tests)
         if overlap:
             raise ValueError(f"ids in both exam and tests: {sorted(overlap)}")
@@ -134,6 +162,14 @@ class Case(BaseModel):
     def must_not_miss(self) -> tuple[str, ...]:
         """Codes of the must-not-miss diagnoses in the differential."""
         return tuple(d.code for d in self.differential if d.must_not_miss)
+
+    def confirmatory_evidence(self) -> tuple[tuple[str, ...], ...]:
+        """The alternatives that confirm the gold: ``confirmatory`` when given, otherwise each
+        essential test or exam item whose result is abnormal, alone (then every essential test)."""
+        if self.confirmatory:
+            return self.confirmatory
+        abnormal = tuple((t,) for t in self.essential_tests if (f := self.result(t)) is not None and f.abnormal)
+        return abnormal or tuple((t,) for t in self.essential_tests)
 
     def result(self, test_id: str) -> Finding | None:
         """The listed exam finding or test result for ``test_id``, if the case lists one."""

@@ -92,6 +92,12 @@ class TestItem(BaseModel):
     normal_result: str = Field(min_length=3)
     invasive: bool = False
     radiation: bool = False
+    requires: tuple[str, ...] = Field(
+        default=(), description="Procedures that obtain the sample (any one): the test is legal only after one "
+                                "of them was done (CSF tests after proc.lumbar_puncture).")
+    initial_assessment: bool = Field(
+        default=False, description="A bedside assessment guidelines put first (vital signs, ECG, SpO2, capillary "
+                                   "glucose, pregnancy test, GCS): legal from the first cycle, in any segment.")
 
     @model_validator(mode="after")
     def _prefix(self) -> TestItem:

@@ -143,6 +143,11 @@ def check_catalogue(cat: Catalogue, file: str = "<catalogue>") -> list[Problem]:
         for key in dx.features:
             if key not in cat.history and key not in cat.tests:
                 problems.append(Problem(file, f"diagnoses.{code}.features", "unknown history/test id", key))
+    for tid, test in cat.tests.items():
+        for req in test.requires:
+            proc = cat.tests.get(req)
+            if proc is None or proc.category != "procedure":
+                problems.append(Problem(file, f"tests.{tid}.requires", "not a procedure id in the catalogue", req))
     for sym, pres in cat.presentations.items():
         if sym not in cat.history:
             problems.append(Problem(file, f"presentations.{sym}.symptom", "unknown history id", sym))
@@ -212,6 +217,9 @@ def check_case_references(case: Case, cat: Catalogue, file: str, prefix: str = "
         problems.append(Problem(file, f"{p}gold_diagnosis", "ICD-10 code not in the diagnosis catalogue", case.gold_diagnosis))
     problems += [Problem(file, f"{p}differential[{i}].code", "ICD-10 code not in the diagnosis catalogue", d.code)
                  for i, d in enumerate(case.differential) if d.code not in cat.diagnoses]
+    for i, alt in enumerate(case.confirmatory):
+        problems += [Problem(file, f"{p}confirmatory[{i}]", "unknown history, exam or test id", k)
+                     for k in alt if k not in cat.history and k not in cat.tests]
     for i, item in enumerate(case.rubric):
         if item.check is None:
             continue

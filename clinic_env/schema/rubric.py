@@ -25,6 +25,19 @@ def _check_pattern(pattern: str) -> str:
     return pattern
 
 
+class OrderedWithin(BaseModel):
+    """Argument of ``ordered_within``: ``item`` was ordered (or examined) by cycle ``cycle``.
+
+    The consultation clock is the cycle number: a question and its answer take two cycles, so
+    20 cycles stand for about ten minutes of a consultation (simplified; see docs/DATA_FORMAT.md §4).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    item: str
+    cycle: int = Field(ge=0)
+
+
 class Check(BaseModel):
     """A rule predicate over an episode: a mapping with exactly one operator.
 
@@ -41,6 +54,7 @@ class Check(BaseModel):
     asked_any: tuple[str, ...] | None = None
     ordered_all: tuple[str, ...] | None = None
     ordered_any: tuple[str, ...] | None = None
+    ordered_within: OrderedWithin | None = None
     asked_count_gt: int | None = Field(default=None, ge=0)
     ordered_count_gt: int | None = Field(default=None, ge=0)
     differential_size_gt: int | None = Field(default=None, ge=0)
@@ -86,6 +100,8 @@ class Check(BaseModel):
             return {arg}, set()
         if op in ("ordered", "not_ordered"):
             return set(), {arg}
+        if op == "ordered_within":
+            return set(), {arg.item}
         if op in ("asked_all", "asked_any"):
             return set(arg), set()
         if op in ("ordered_all", "ordered_any"):
