@@ -46,8 +46,10 @@ test-vllm: install-test install-vllm
 	CLINIC_ENV_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python CLINIC_ENV_REQUIRE_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 \
 		$(PY) -m pytest -m vllm tests/llm/test_vllm_cpu.py $(PYTEST_ARGS)
 
+## lint: ruff, then mypy --strict on the package (settings in pyproject's [tool.mypy])
 lint: install-test
 	$(PY) -m ruff check clinic_env tests benchmarks examples
+	$(PY) -m mypy clinic_env
 
 bench: install-test
 	$(PY) benchmarks/env_throughput.py

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional, TypeVar
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
@@ -93,7 +93,7 @@ def cases_list(
     Console(width=160).print(table)
 
 
-def _print_leaderboard(rows: list[dict[str, object]]) -> None:
+def _print_leaderboard(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -104,7 +104,7 @@ def _print_leaderboard(rows: list[dict[str, object]]) -> None:
     for row in rows:
         cells = []
         for col in columns:
-            mean, ci = row[col]  # type: ignore[misc]
+            mean, ci = row[col]
             fmt = ".0f" if col in ("cost_usd", "doctor_turns") else ".3f"
             cells.append(f"{mean:{fmt}} ± {ci:{fmt}}")
         n = f"{row['episodes']}" + (f" ({row['errors']} err)" if row["errors"] else "")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from clinic_env.core.actions import WAIT
@@ -155,7 +156,7 @@ async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, 
 
 
 async def arun(
-    cases: Sequence[Case] | str | None = None,
+    cases: Sequence[Case] | str | Path | None = None,
     doctor: PolicySpec = "thorough",
     *,
     patient: PolicySpec = "persona",
@@ -196,7 +197,7 @@ async def arun(
     """
     if concurrency < 1 or group_size < 1 or episodes_per_case < 1:
         raise ValueError("concurrency, group_size and episodes_per_case must be >= 1")
-    library = load_cases(cases) if cases is None or isinstance(cases, str) or hasattr(cases, "is_dir") else list(cases)
+    library = load_cases(cases) if cases is None or isinstance(cases, (str, Path)) else list(cases)
     kwargs = _shared_kwargs(library, env_kwargs or {})
     llm = {"api_base": api_base, "timeout": timeout, "retries": retries, "concurrency": concurrency}
     envs = [TextConsultationEnv(**kwargs) for _ in range(min(concurrency, len(library) * episodes_per_case * group_size))]

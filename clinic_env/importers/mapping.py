@@ -171,8 +171,8 @@ class CatalogueMapper:
                 self._test_terms.append((tid, term))
         self._test_index = TermIndex([t for _, t in self._test_terms], fuzzy=False)
         self._hx_terms: list[tuple[str, Term]] = []
-        for hid, item in catalogue.history.items():
-            for phrase in (item.label, *item.synonyms, *aliases["history"].get(hid, ())):
+        for hid, hx_item in catalogue.history.items():
+            for phrase in (hx_item.label, *hx_item.synonyms, *aliases["history"].get(hid, ())):
                 term = make_term(re.sub(r"\([^)]*\)", " ", phrase))
                 if term is not None and term.words and sum(map(len, term.words)) >= 4 \
                         and not (len(term.words) == 1 and term.words[0] in _WEAK):
@@ -183,10 +183,10 @@ class CatalogueMapper:
         self._dx_names: list[tuple[str, str, float]] = []
         for code, dx in catalogue.diagnoses.items():
             head = re.split(r",|\(|\[| without | with mention", dx.label)[0]
-            names = [(head, 1.0), *[(n, 0.95) for n in re.findall(r"\(([^)]*)\)", dx.label)]]
-            names += [(n, 0.9 if " " in n or n in load_synonyms().get(code, ()) else 0.6)
-                      for n in diagnosis_synonyms(code, dx.label)]
-            for name, weight in names:
+            dx_names: list[tuple[str, float]] = [(head, 1.0), *[(n, 0.95) for n in re.findall(r"\(([^)]*)\)", dx.label)]]
+            dx_names += [(n, 0.9 if " " in n or n in load_synonyms().get(code, ()) else 0.6)
+                         for n in diagnosis_synonyms(code, dx.label)]
+            for name, weight in dx_names:
                 key = _us(normalise_name(name))
                 if len(key) >= 3:
                     self._dx_names.append((key, code, weight))

@@ -206,6 +206,7 @@ class ChatClient:
 
     async def _litellm(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
         import litellm
+        from litellm import exceptions as lx  # litellm's top level re-exports these implicitly
 
         params = dict(params)
         litellm.suppress_debug_info = True
@@ -222,10 +223,10 @@ class ChatClient:
             kwargs["api_key"] = "EMPTY"  # self-hosted servers need none, but the OpenAI client wants one
         try:
             resp = await litellm.acompletion(**kwargs)
-        except (litellm.BadRequestError, litellm.AuthenticationError, litellm.NotFoundError) as exc:
+        except (lx.BadRequestError, lx.AuthenticationError, lx.NotFoundError) as exc:
             raise LLMCallError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
-        except (litellm.Timeout, litellm.APIConnectionError, litellm.InternalServerError, litellm.RateLimitError,
-                litellm.ServiceUnavailableError, litellm.APIError) as exc:
+        except (lx.Timeout, lx.APIConnectionError, lx.InternalServerError, lx.RateLimitError,
+                lx.ServiceUnavailableError, lx.APIError) as exc:
             raise _Retryable(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
         except (json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             raise _Retryable(f"unreadable response: {type(exc).__name__}: {str(exc)[:200]}") from exc

@@ -220,10 +220,10 @@ def check_case_references(case: Case, cat: Catalogue, file: str, prefix: str = "
     for i, alt in enumerate(case.confirmatory):
         problems += [Problem(file, f"{p}confirmatory[{i}]", "unknown history, exam or test id", k)
                      for k in alt if k not in cat.history and k not in cat.tests]
-    for i, item in enumerate(case.rubric):
-        if item.check is None:
+    for i, rubric_item in enumerate(case.rubric):
+        if rubric_item.check is None:
             continue
-        hx, tests = item.check.referenced_ids()
+        hx, tests = rubric_item.check.referenced_ids()
         problems += [Problem(file, f"{p}rubric[{i}].check", "unknown history id", h) for h in sorted(hx - cat.history.keys())]
         problems += [Problem(file, f"{p}rubric[{i}].check", "unknown test id", t) for t in sorted(tests - cat.tests.keys())]
     return problems

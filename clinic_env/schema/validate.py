@@ -102,7 +102,8 @@ def _validate_doc(doc: Any, file: str, cat: Catalogue | None, strict: bool) -> l
         except DataError as exc:
             return exc.problems
         return check_rubric_references(pset.items, cat, file) if cat is not None else []
-    model = {"case": Case, "persona": Persona, "rubric": RubricBank}[kind]
+    models: dict[str, type[Case | Persona | RubricBank]] = {"case": Case, "persona": Persona, "rubric": RubricBank}
+    model = models[kind]
     for prefix, raw in _records(doc, {"case": "cases", "persona": "personas", "rubric": "banks"}[kind]):
         try:
             obj = parse_model(model, raw, file, prefix)
