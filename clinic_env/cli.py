@@ -115,6 +115,8 @@ def _print_leaderboard(rows: list[dict[str, Any]]) -> None:
 @app.command()
 def run(
     cases: Annotated[Optional[Path], typer.Option("--cases", help="Case file or folder (default: bundled library).")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Benchmark split NAME:PART, e.g. generated-v1:test "
+                                                 "(clinic_env.splits; exclusive with --cases).")] = None,
     doctor: Annotated[Optional[list[str]], typer.Option("--doctor", help="Doctor policy (repeatable).")] = None,
     episodes_per_case: Annotated[int, typer.Option(min=1, help="Episodes per case and doctor.")] = 1,
     seed: Annotated[int, typer.Option(help="Run seed.")] = 0,
@@ -145,7 +147,19 @@ def run(
         typer.echo(f"error: unknown doctor(s) {unknown}; available: {', '.join(available_policies())} "
                    "or llm:MODEL", err=True)
         raise typer.Exit(2)
-    library = exit_on_data_error(lambda: load_cases(cases))
+    if split is not None:
+        from clinic_env.splits import SplitError, load_spec
+
+        if cases is not None:
+            typer.echo("error: --split and --cases are exclusive; give one", err=True)
+            raise typer.Exit(2)
+        try:
+            library = exit_on_data_error(lambda: load_spec(split))
+        except SplitError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        library = exit_on_data_error(lambda: load_cases(cases))
     out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     total = len(library) * len(doctors) * episodes_per_case
@@ -161,7 +175,7 @@ def run(
     write_records(records, out / "results.jsonl")
     rows = leaderboard(records)
     summary = {"seed": seed, "doctors": doctors, "cases": len(library), "episodes_per_case": episodes_per_case,
-               "episodes": len(records), "leaderboard": rows, **extra}
+               "episodes": len(records), "leaderboard": rows, **({"split": split} if split else {}), **extra}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     _print_leaderboard(rows)
     typer.echo(f"wrote {len(records)} episode records to {out / 'results.jsonl'} and {out / 'summary.json'}")
