@@ -14,7 +14,11 @@ them, nothing global). What is drawn and how:
 - **history**: the condition's features, the persona-independent background every patient has
   (social, family, drug history, age-appropriate comorbidities), in the patient's words, put into
   lay vocabulary for the persona's literacy;
-- **exam and tests**: typical results with seeded values; temperature follows the fever history;
+- **exam and tests**: typical results with seeded values and the entry's grade (mild or marked);
+  temperature follows the fever history; ``{other}`` is always the side opposite ``{side}``;
+- **confirmatory evidence**: the condition's alternatives whose items the case holds (history
+  present; findings listed and abnormal, or listed where the condition leaves them normal), else
+  each abnormal essential test alone;
 - **differential, essential/optional tests, rubric, budget** from the condition and the catalogue.
 """
 
@@ -188,6 +192,26 @@ def generate_case(condition: str, seed: int = 0, **kwargs: Any) -> Case:
     return CaseGenerator().generate(condition, seed=seed, **kwargs).case
 
 
+def _confirmatory(cond: Condition, history: dict[str, dict[str, Any]], exam: dict[str, dict[str, Any]],
+                  tests: dict[str, dict[str, Any]], essential: list[str]) -> list[list[str]]:
+    """The condition's confirmatory alternatives whose ids the case all holds: a history fact
+    present, a finding listed and abnormal (or listed, for an item the condition leaves normal in
+    most patients, e.g. the troponin of unstable angina); failing that, each abnormal essential
+    test alone."""
+
+    def holds(item: str) -> bool:
+        if item in history:
+            return bool(history[item]["present"])
+        finding = exam.get(item) or tests.get(item)
+        entry = cond.exam.get(item) or cond.tests.get(item)
+        return finding is not None and (bool(finding["abnormal"]) or (entry is not None and entry.p < 0.5))
+
+    kept = [list(alt) for alt in cond.confirmatory if all(holds(i) for i in alt)]
+    if kept:
+        return kept
+    return [[t] for t in essential if (f := exam.get(t) or tests.get(t)) is not None and f["abnormal"]]
+
+
 class _Draft:
     """The state of one case being drawn."""
 
@@ -208,6 +232,9 @@ class _Draft:
                 self.vars[name] = draw_value(spec, rng) or spec
         for name, spec in cond.vars.items():
             self.vars[name] = draw_value(spec, rng) or render(spec, rng, self.vars)
+        if self.vars.get("side") in ("left", "right"):
+            # {other} is the opposite side (the hemisphere of a stroke), never drawn on its own.
+            self.vars["other"] = "right" if self.vars["side"] == "left" else "left"
 
     def text(self, options: list[str] | str | None) -> str | None:
         chosen = _pick(options, self.rng)
@@ -336,7 +363,10 @@ class _Draft:
             # The flag follows the numbers drawn, with age-appropriate limits.
             flags = vital_flags(text, self.age)
             abnormal = bool(flags) if flags is not None else abnormal
-        return {"text": text, "abnormal": abnormal}
+        out: dict[str, Any] = {"text": text, "abnormal": abnormal}
+        if abnormal:
+            out["grade"] = entry.grade
+        return out
 
     def _result(self, tid: str, options: list[str] | str | None) -> str | None:
         chosen = _pick(options, self.rng)
@@ -378,6 +408,7 @@ class _Draft:
         tests = {t: self.finding(t, e) for t, e in cond.tests.items() if e.applies(self.age, self.sex)}
         listed = set(exam) | set(tests)
         essential = [t for t in cond.essential if t in listed]
+        confirmatory = _confirmatory(cond, history, exam, tests, essential)
         optional = [t for t in cond.optional if t in listed]
         diff = differential(cond, cat, self.age, self.sex, pres.symptom, self.difficulty, self.rng)
         setting = cond.settings[0] if self.difficulty == 1 else cond.settings[int(self.rng.integers(len(cond.settings)))]
@@ -405,6 +436,7 @@ class _Draft:
             "contraindicated_tests": {t: r for t, r in cond.contraindicated.items() if t in cat.tests},
             "budget_usd": budget([*essential, *optional], cat),
             "gold_diagnosis": cond.code,
+            "confirmatory": confirmatory,
             "differential": [d.model_dump() for d in diff],
             "rubric": [r.model_dump(exclude_none=True, by_alias=True) for r in
                        rubric(cond, cat, history, pres.symptom, essential, diff, listed)],
