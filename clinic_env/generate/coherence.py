@@ -91,14 +91,14 @@ def check_coherence(case: Case, cond: Condition, cat: Catalogue) -> list[str]:
             problems.append(f"{key}: male-only item for a female patient")
         if sex == "M" and (key in _FEMALE_ONLY or key.startswith(_FEMALE_ONLY_PREFIX)):
             problems.append(f"{key}: female-only item for a male patient")
-    for tid, entry in {**cond.exam, **cond.tests}.items():
+    for tid, finding in {**cond.exam, **cond.tests}.items():
         found = case.result(tid)
         if found is None or tid == "exam.vitals":
             continue
-        if entry.p >= 0.95 and not found.abnormal:
+        if finding.p >= 0.95 and not found.abnormal:
             problems.append(f"{tid}: always abnormal in {cond.id} but normal")
         # A sinus tachycardia on the ECG follows the heart rate, not the condition.
-        if entry.p <= 0.05 and found.abnormal and not found.text.lower().startswith("sinus tachycardia"):
+        if finding.p <= 0.05 and found.abnormal and not found.text.lower().startswith("sinus tachycardia"):
             problems.append(f"{tid}: never abnormal in {cond.id} but abnormal")
     vitals = case.exam.get("exam.vitals")
     if vitals is None:

@@ -325,7 +325,7 @@ class _Draft:
         else:
             text = ("Nothing regular, just Calpol when {he} needs it." if child
                     else self.text(["I don't take any regular medicines.", "Nothing regular, no.",
-                                    "No regular tablets or anything."]))
+                                    "No regular tablets or anything."]) or "Nothing regular, no.")
             facts["meds.current"] = {"text": render(text, self.rng, self.vars), "present": False,
                                      "criticality": self._meds_crit}
 
@@ -357,6 +357,8 @@ class _Draft:
         else:
             text = (self._result(tid, entry.normal) or self._result(tid, "@normal")
                     or self.cat.tests[tid].normal_result)
+        if text is None:
+            raise GenerationError(f"condition {self.cond.id!r}: no result text for {tid} (abnormal={abnormal})")
         if self._sinus_tachy is not None:
             abnormal = self._sinus_tachy
         if tid == "exam.vitals":

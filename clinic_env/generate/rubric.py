@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -59,7 +59,7 @@ def short_label(label: str) -> str:
     return _label(head or label)
 
 
-def rubric(cond: Condition, cat: Catalogue, history: dict[str, object], presenting: str,
+def rubric(cond: Condition, cat: Catalogue, history: Mapping[str, object], presenting: str,
            essential: Sequence[str], diff: Sequence[DifferentialEntry], listed: set[str]) -> tuple[RubricItem, ...]:
     """Case rubric items: key questions, essential tests, must-not-miss differentials, the final
     diagnosis, and a negative item for a harmful or wasteful test (or shotgun ordering)."""

@@ -14,10 +14,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from clinic_env.generate.profile import case_profile, unlisted_result
 from clinic_env.generate.rubric import short_label
 from clinic_env.patients.leak_guard import LeakGuard
 from clinic_env.patients.session import interruption_rate
-from clinic_env.schema.case import Case
+from clinic_env.schema.case import Case, Fact, Finding
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.loading import load_catalogue, load_personas
 from clinic_env.schema.persona import COOPERATIVE, Persona
@@ -40,6 +41,20 @@ class _Block:
     items: list[str] = field(default_factory=list)
     header: Sequence[str] = ()
     rows: list[Sequence[str]] = field(default_factory=list)
+
+
+def _flag(finding: Finding) -> str:
+    return ("mildly abnormal" if finding.grade == "mild" else "abnormal") if finding.abnormal else "normal"
+
+
+def _profile_abnormal(case: Case) -> list[str]:
+    """Tests the case does not list that its gold's profile makes abnormal in most patients."""
+    cond = case_profile(case)
+    if cond is None:
+        return []
+    age, sex = case.demographics.age, case.demographics.sex
+    return [t for t, e in {**cond.exam, **cond.tests}.items()
+            if e.p >= 0.5 and e.applies(age, sex) and case.result(t) is None]
 
 
 def _persona_of(case: Case, persona: Persona | str | None) -> Persona:
@@ -111,31 +126,34 @@ def script_blocks(case: Case, persona: Persona | str | None = None, catalogue: C
                _Block("p", f'Opening line (say this first, unprompted): "{case.opening_statement}"'),
                _Block("p", "Say the following only when asked about the topic. Anything not listed: answer "
                            "with a plain \"no\" or \"I don't know\".")]
-    by_cat: dict[str, list[tuple[str, object]]] = {}
+    by_cat: dict[str, list[tuple[str, Fact]]] = {}
     for hid, fact in case.history.items():
         item = cat.history.get(hid)
         by_cat.setdefault(item.category if item else "symptom", []).append((hid, fact))
     for category in _CATEGORY_ORDER:
-        rows = []
+        rows: list[Sequence[str]] = []
         for hid, fact in by_cat.get(category, []):
             item = cat.history.get(hid)
             notes = []
-            if fact.criticality == 2:  # type: ignore[attr-defined]
+            if fact.criticality == 2:
                 notes.append("key")
-            if fact.vague:  # type: ignore[attr-defined]
-                notes.append(f'vague version: "{fact.vague}"')  # type: ignore[attr-defined]
-            if fact.contradiction:  # type: ignore[attr-defined]
-                notes.append(f'SCRIPTED INCONSISTENCY on re-asking: "{fact.contradiction}"')  # type: ignore[attr-defined]
+            if fact.vague:
+                notes.append(f'vague version: "{fact.vague}"')
+            if fact.contradiction:
+                notes.append(f'SCRIPTED INCONSISTENCY on re-asking: "{fact.contradiction}"')
             if hid == case.presenting_complaint:
                 notes.append("presenting complaint")
-            rows.append((item.label if item else hid, fact.text, "; ".join(notes)))  # type: ignore[attr-defined]
+            rows.append((item.label if item else hid, fact.text, "; ".join(notes)))
         if rows:
             blocks += [_Block("h3", _CATEGORY_TITLE[category]), _Block("table", header=("Topic", "What you say", "Notes"), rows=rows)]
-    cards = [(cat.tests[t].label if t in cat.tests else t, f.text, "abnormal" if f.abnormal else "normal")
-             for t, f in (*case.exam.items(), *case.tests.items())]
+    cards: list[Sequence[str]] = [(cat.tests[t].label if t in cat.tests else t, f.text, _flag(f))
+                                  for t, f in (*case.exam.items(), *case.tests.items())]
+    # Tests the case does not list but its diagnosis makes abnormal: the same result the env gives.
+    cards += [(cat.tests[t].label, f.text, _flag(f)) for t in _profile_abnormal(case)
+              if (f := unlisted_result(case, t, cat)).abnormal]
     blocks += [_Block("h2", "3. Examination and results cards (hand out only when requested)"),
                _Block("table", header=("Examination / test", "Finding", ""), rows=cards),
-               _Block("p", "Any examination or test not listed: give the normal result.")]
+               _Block("p", "Any other examination or test: give the normal result.")]
     checklist = [f"[{r.points:+d}] {r.criterion}" for r in case.rubric]
     blocks += [_Block("h2", "4. Examiner's checklist"),
                _Block("checklist", items=checklist or ["(no case rubric: use the general OSCE mark scheme)"]),
