@@ -3,15 +3,20 @@
 The words come from the case (what the patient says about an item) or the catalogue (the default
 answer for an item the case does not list), put into the persona's lay vocabulary and varied with
 the env's generator (:mod:`clinic_env.patients.wording`). The structured patient can only ever say
-something about the item it was asked.
+something about the item it was asked. Generic words (vague and withheld answers, defaults) fit
+the question's type and, given a ``speaker``, the patient's age, sex and informant
+(:mod:`clinic_env.patients.answers`); the patient session applies the same fitting to every
+answer, so the engine need not pass one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from clinic_env.patients.answers import answer_source, fit_answer, vague_answer, withheld_answer
+from clinic_env.patients.speaker import Speaker
 from clinic_env.patients.vocabulary import lay_text
 from clinic_env.patients.wording import vary_answer
 from clinic_env.schema.case import Fact
@@ -40,10 +45,6 @@ class Answer:
     contradiction: bool = False
 
 
-def _pick(options: tuple[str, ...], rng: np.random.Generator, fallback: str) -> str:
-    return options[int(rng.integers(len(options)))] if options else fallback
-
-
 def render_answer(
     mode: str,
     item: HistoryItem,
@@ -51,6 +52,7 @@ def render_answer(
     persona: Persona,
     rng: np.random.Generator,
     previously_heard: float | None,
+    speaker: Speaker | None = None,
 ) -> Answer:
     """Turn an answer mode into the patient's words.
 
@@ -63,18 +65,28 @@ def render_answer(
             vocabulary and the register and verbosity of the variation.
         rng: The env's generator (phrase choice and variation).
         previously_heard: What the doctor heard last time for this item, if asked before.
+        speaker: The patient the words must suit (age, sex, informant); None skips that check.
     """
+    answer = _render(mode, item, fact, persona, rng, previously_heard, speaker)
+    if speaker is None:
+        return answer
+    text = fit_answer(answer.text, answer_source(mode, fact), item, persona, speaker, rng)
+    return answer if text == answer.text else replace(answer, text=text)
+
+
+def _render(mode: str, item: HistoryItem, fact: Fact | None, persona: Persona, rng: np.random.Generator,
+            previously_heard: float | None, speaker: Speaker | None) -> Answer:
     if mode == "withhold":
-        return Answer(_pick(persona.phrases.withhold, rng, "I'd rather not say."), 0.0, 0.0, True)
+        return Answer(withheld_answer(persona, speaker, rng), 0.0, 0.0, True)
     if fact is None:
         if mode == "vague":
-            return Answer(_pick(persona.phrases.vague, rng, "I'm not sure."), 0.0, 0.0, True)
+            return Answer(vague_answer(item, persona, speaker, rng), 0.0, 0.0, True)
         return Answer(vary_answer(item.default_answer, persona, rng, default=True), 0.0, 0.0, False)
     truth = 1.0 if fact.present else 0.0
     if mode == "truthful":
         return Answer(vary_answer(fact.text, persona, rng), 1.0, truth, False)
     if mode == "vague":
-        text = lay_text(fact.vague, persona.literacy) if fact.vague else _pick(persona.phrases.vague, rng, "I'm not sure.")
+        text = lay_text(fact.vague, persona.literacy) if fact.vague else vague_answer(item, persona, speaker, rng)
         return Answer(text, 0.5, 0.5 * truth, True)
     if mode == "deny":
         if fact.present:

@@ -2,6 +2,9 @@
 
 - :mod:`~clinic_env.patients.vocabulary`: lay words by health literacy.
 - :mod:`~clinic_env.patients.wording`: seeded varied wording, anxious asides, the interruption share.
+- :mod:`~clinic_env.patients.question_types`: each history item's question type; vague answers that fit it.
+- :mod:`~clinic_env.patients.speaker`: which generic lines fit the patient's age, sex and informant.
+- :mod:`~clinic_env.patients.answers`: generic answers (vague, withheld, default) fitted to both.
 - :mod:`~clinic_env.patients.leak_guard`: :class:`LeakGuard`, which every patient text passes.
 - :mod:`~clinic_env.patients.session`: the per-episode bookkeeping the engine calls.
 - :mod:`~clinic_env.patients.metrics`: fact, privacy and persona-consistency scores per episode.

@@ -4,8 +4,12 @@
 answer. It keeps the engine lean: the engine renders the answer mode (``core/speech.py``) and
 hands the words here, which
 
+- fits every generic answer (vague, withheld, the catalogue's default) to the question's type and
+  to the case's patient: their age, sex and informant (:mod:`~clinic_env.patients.answers`);
 - adds the persona's tangential talk (structured patient) and its anxious asides to the doctor
-  (Baichuan-M3's interruption mode, at the configured share);
+  (Baichuan-M3's interruption mode, at the configured share), using only lines that suit the
+  patient and name no test (:mod:`~clinic_env.patients.speaker`); a tangent is said at most once
+  an episode, and when they are used up the patient stays on topic;
 - passes every text that did not come straight from the asked fact through the
   :class:`~clinic_env.patients.leak_guard.LeakGuard` (an LLM patient's whole reply, a tangent, an
   aside) and records what it blocked;
@@ -14,7 +18,8 @@ hands the words here, which
 The extra fields it returns are merged into the patient's turn in ``engine.turns``:
 ``fact`` (the item answered), ``mode`` (the answer mode), ``disclosed`` ({fact id: level}),
 ``contradiction`` (the scripted contradiction, flagged so nobody is penalised for it),
-``free_text`` (an LLM patient's own words), ``tangent``, ``interruption`` and ``guard`` (what the
+``free_text`` (an LLM patient's own words), ``tangent`` (the tangent said), ``interruption`` and
+``guard`` (what the
 leak guard blocked from the reply). ``session.blocks`` lists every block of the episode.
 """
 
@@ -26,8 +31,10 @@ from typing import Any
 
 import numpy as np
 
+from clinic_env.patients.answers import answer_source, fit_answer
 from clinic_env.patients.leak_guard import LeakGuard
 from clinic_env.patients.normalise import views
+from clinic_env.patients.speaker import Speaker, fitting
 from clinic_env.patients.terms import make_term, term_in
 from clinic_env.patients.wording import DEFAULT_ANXIOUS_QUESTIONS, DEFAULT_INTERRUPTION_SHARE, pick
 from clinic_env.schema.case import Case, Fact
@@ -96,12 +103,17 @@ class PatientSession:
     def __init__(self, case: Case, persona: Persona, catalogue: Catalogue, rng: np.random.Generator,
                  interruption_share: float | None = None) -> None:
         self.case, self.persona, self.catalogue, self.rng = case, persona, catalogue, rng
+        self.speaker = Speaker.of(case)
         self.rate = interruption_rate(persona, interruption_share)
-        self.questions = persona.interruption.questions or DEFAULT_ANXIOUS_QUESTIONS
-        self.tangents = persona.phrases.tangents if persona.noise.tangential else ()
+        self.questions = fitting(persona.interruption.questions, self.speaker) or self._neutral_questions()
+        self.tangents = fitting(persona.phrases.tangents, self.speaker) if persona.noise.tangential else ()
+        self.tangents_said: set[str] = set()
         self.disclosed: dict[str, float] = {}
         self.blocks: list[dict[str, Any]] = []
         self._guard: LeakGuard | None = None
+
+    def _neutral_questions(self) -> tuple[str, ...]:
+        return fitting(DEFAULT_ANXIOUS_QUESTIONS, self.speaker) or DEFAULT_ANXIOUS_QUESTIONS[:1]
 
     @property
     def guard(self) -> LeakGuard:
@@ -150,14 +162,14 @@ class PatientSession:
             elif fact is not None and credit > 0 and hid in result.disclosed:
                 disclosed[hid] = credit
         else:
-            shown = text
+            item = self.catalogue.history[hid]
+            shown = fit_answer(text, answer_source(mode, fact), item, self.persona, self.speaker, self.rng)
             if fact is not None and credit > 0:
                 disclosed[hid] = credit
-            if self.tangents and self.rng.random() < self.persona.noise.tangential:
-                tangent = pick(self.tangents, self.rng)
-                if self._safe(tangent, asked, "tangent", cycle) is not None:
-                    shown = f"{shown} {tangent}"
-                    extra["tangent"] = True
+            tangent = self._tangent(asked, cycle)
+            if tangent is not None:
+                shown = f"{shown} {tangent}"
+                extra["tangent"] = tangent
         if contradiction:
             extra["contradiction"] = True
         if disclosed:
@@ -167,13 +179,23 @@ class PatientSession:
         extra["mode"] = mode
         return shown, extra
 
+    def _tangent(self, asked: Iterable[str], cycle: int) -> str | None:
+        """A tangent not said before this episode, drawn at the persona's tangential rate."""
+        unused = tuple(t for t in self.tangents if t not in self.tangents_said)
+        if not unused or self.rng.random() >= self.persona.noise.tangential:
+            return None
+        tangent = pick(unused, self.rng)
+        self.tangents_said.add(tangent)  # a blocked tangent is spent too: it is never tried again
+        return tangent if self._safe(tangent, asked, "tangent", cycle) is not None else None
+
     def interruption(self, asked: Iterable[str], cycle: int) -> str | None:
         """An anxious aside to the doctor, drawn at the interruption rate (None most turns). An
         aside that would hint at the diagnosis ("Am I having a heart attack?" in an MI case) is
-        replaced by a neutral one."""
+        replaced by a neutral one. Only questions that suit the patient (age, sex, informant) and
+        name no test are asked."""
         if not self.rate or self.rng.random() >= self.rate:
             return None
         question = pick(self.questions, self.rng)
         if self._safe(question, asked, "interruption", cycle) is None:
-            question = DEFAULT_ANXIOUS_QUESTIONS[0]
+            question = self._neutral_questions()[0]
         return question
