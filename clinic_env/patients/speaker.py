@@ -8,8 +8,9 @@ pure:
 
 - :func:`line_fits`: whether a line's words suit the speaker ("my mum thinks it's teething" only
   for a toddler; "Am I going to be all right?" only from the patient themself).
-- :func:`item_answer`: the answer that replaces a catalogue default which does not suit the
-  patient (a man asked about his periods, a parent asked whether a baby smokes).
+- the ``items`` table (read by :func:`clinic_env.patients.answers.item_answers`): the answer
+  that replaces a catalogue default which does not suit the patient (a man asked about his
+  periods, a parent asked whether a baby smokes).
 - :func:`proxy_default`: a default answer in the patient's own first person, said instead in a
   parent's or relative's words.
 """
@@ -34,7 +35,6 @@ __all__ = [
     "Speaker",
     "SpeechRules",
     "fitting",
-    "item_answer",
     "line_fits",
     "load_rules",
     "pronouns",
@@ -211,15 +211,6 @@ def pronouns(text: str, who: Speaker) -> str:
 
 def _choose(options: tuple[str, ...], who: Speaker, rng: np.random.Generator) -> str:
     return pronouns(options[int(rng.integers(len(options)))], who)
-
-
-def item_answer(item: HistoryItem, who: Speaker, rng: np.random.Generator) -> str | None:
-    """The answer about ``item`` that fits ``who`` in place of the catalogue's default, or None
-    when the default (or the case's own words) may stand."""
-    for case in load_rules().items.get(item.id, ()):
-        if case.when.holds(who):
-            return _choose(case.proxy if who.proxy else case.self_, who, rng)
-    return None
 
 
 def speaks_as_patient(text: str) -> bool:

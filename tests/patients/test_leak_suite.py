@@ -43,7 +43,8 @@ class Session:
     """Drives one engine turn by turn (doctor asks, patient answers) and reads the doctor's view."""
 
     def __init__(self, case: clinic_env.Case, persona: str) -> None:
-        self.env = clinic_env.raw_env(cases=[case], persona=persona)
+        # Probes re-ask the same items on purpose: repeats must stay legal here.
+        self.env = clinic_env.raw_env(cases=[case], persona=persona, allow_repeats=True)
         self.env.reset(seed=11)
         self.eng = self.env.engine
         self.t = self.env.info.table
@@ -151,7 +152,7 @@ def test_leaky_llm_patient_served_locally(catalogue: clinic_env.Catalogue, cases
     assert picked
     for case in picked:
         leaky = LeakyPatient(case, catalogue)
-        env = clinic_env.env(mode="text", cases=[case], persona="cooperative").unwrapped
+        env = clinic_env.env(mode="text", cases=[case], persona="cooperative", allow_repeats=True).unwrapped
         env.reset(seed=3)
         eng = env.engine
         items = _items(case, catalogue)

@@ -29,6 +29,7 @@ def _persona(**kwargs: object) -> Persona:
 
 class Driver:
     def __init__(self, case: clinic_env.Case, persona: Persona | str = "cooperative", **kwargs: object) -> None:
+        kwargs.setdefault("allow_repeats", True)  # these tests re-ask items on purpose
         self.env = clinic_env.raw_env(cases=[case], persona=persona, **kwargs)
         self.env.reset(seed=5)
         self.eng, self.t, self.case = self.env.engine, self.env.info.table, case
@@ -111,11 +112,22 @@ def test_an_aside_hinting_at_the_diagnosis_is_replaced(cases: list[clinic_env.Ca
     assert any(b["source"] == "interruption" for b in d.eng.patient.blocks)
 
 
-def test_patient_leaves_when_patience_runs_out(case: clinic_env.Case) -> None:
-    d = Driver(case, persona=_persona(patience=6))
-    for hid in list(case.history)[:4]:
+def test_patient_leaves_when_patience_runs_out(cases: list[clinic_env.Case]) -> None:
+    calm = next(c for c in cases if c.setting != "emergency department")
+    d = Driver(calm, persona=_persona(patience=6))
+    for hid in list(calm.history)[:4]:
         d.ask(hid)
     assert d.eng.terminated and d.eng.end_reason == "patient_left"
+    assert d.eng.segment_scores["incomplete"] == -1.0  # leaving without a diagnosis is a failed consultation
+
+
+def test_an_emergency_patient_does_not_walk_out(case: clinic_env.Case) -> None:
+    # NSTEMI in the emergency department: running out of patience is a safety event, not an exit.
+    d = Driver(case, persona=_persona(patience=6), max_cycles=60)
+    assert d.eng.emergency
+    for hid in list(case.history)[:6]:
+        d.ask(hid)
+    assert not d.eng.terminated and d.eng.flags == ["patience_exhausted"]
 
 
 def test_lay_vocabulary_by_literacy() -> None:
