@@ -18,19 +18,19 @@ Each split has the parts ``train``, ``test`` and ``all`` (train then test, witho
     Synthetic patients from the knowledge-base generator
     (:meth:`clinic_env.generate.CaseGenerator.generate`, default arguments: difficulty drawn
     30/50/20% over 1/2/3, demographics from the prevalence, the default persona), for every
-    condition of the shipped knowledge base (76 today), in condition-id order.
-    ``train``: 20 patients per condition, seeds 0-19 (1,520 cases today).
-    ``test``: 5 other patients of the same conditions, seeds 1000-1004 (380 cases today).
+    condition of the shipped knowledge base (81 today), in condition-id order.
+    ``train``: 20 patients per condition, seeds 0-19 (1,620 cases today).
+    ``test``: 5 other patients of the same conditions, seeds 1000-1004 (405 cases today).
     The generator seeds each patient from (seed, condition id, ...), so the two parts are different
     patients of the same conditions; no train and test patient share their content.
 
 ``held-out-dx-v1``
     Generalisation to diagnoses never seen in training, over the same generated patients. Within
     every specialty that has at least 3 gold diagnoses, ``max(1, n // 5)`` diagnoses are held out
-    (15 of 76 today): those that rank first by ``sha256(f"{HELD_OUT_SEED}:{icd10_code}")``
+    (15 of 81 today): those that rank first by ``sha256(f"{HELD_OUT_SEED}:{icd10_code}")``
     (seed 20261201), so adding a condition moves at most one diagnosis. Specialties with 1 or 2
     diagnoses keep them all in training.
-    ``train``: the 20 train patients (seeds 0-19) of every other diagnosis (1,220 cases today).
+    ``train``: the 20 train patients (seeds 0-19) of every other diagnosis (1,320 cases today).
     ``test``: all 25 patients (seeds 0-19 and 1000-1004) of the held-out diagnoses (375 today);
     the 5 with seeds 1000-1004 are also in ``generated-v1``'s test part, for a direct comparison.
     Held-out diagnoses are still in the action space and may appear in training cases'
@@ -41,7 +41,7 @@ the same for the same clinic-env release. Version policy: a change of a split's 
 (seeds, counts, the rule choosing conditions or held-out diagnoses, generator arguments) makes a
 new version (``generated-v2``); the old name keeps its definition or is removed, never redefined.
 
-Splits are built on first use and cached in memory (generating ``generated-v1`` takes ~3-4 s
+Splits are built on first use and cached in memory (generating ``generated-v1`` takes ~4 s
 on one core; ``held-out-dx-v1`` reuses it).
 """
 
