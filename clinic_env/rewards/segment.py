@@ -5,14 +5,17 @@ Each function is checked against hand-computed examples in ``tests/rewards/``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from clinic_env.schema.case import Fact
 from clinic_env.schema.icd10 import category
 from clinic_env.schema.rubric import RubricItem
 
 __all__ = [
+    "at_or_below",
+    "diagnosis_match",
     "diagnosis_reward",
+    "evidence_share",
     "differential_reward",
     "history_reward",
     "rubric_score",
@@ -111,24 +114,77 @@ def tests_reward(
     return main - cost_weight * cost_ratio, parts
 
 
-def diagnosis_reward(predicted: str | None, gold: str, blocks: Mapping[str, str]) -> float:
-    """Hierarchical ICD-10 match: exact 1.0, same 3-character category 0.6, same block 0.3, else 0.
+def at_or_below(code: str, gold: str) -> bool:
+    """Whether ``code`` is ``gold`` or lies below it in the ICD-10 hierarchy.
+
+    A 3-character gold stands for its whole category; a gold ending in ``.9`` ("unspecified") stands
+    for its category too, since every sibling is a more specific form of it (I60.2, subarachnoid
+    haemorrhage from the anterior communicating artery, is a subarachnoid haemorrhage, I60.9);
+    any other gold covers its own extensions (M00.0 covers M00.05). WHO ICD-10 conventions
+    (Volume 2, 2019: ".9" is "unspecified", ".8" "other specified").
+    """
+    if code == gold:
+        return True
+    cat = category(gold)
+    if len(gold) == 3 or gold.endswith(".9"):
+        return category(code) == cat
+    return code.startswith(gold)
+
+
+def diagnosis_match(
+    predicted: str | None,
+    gold: str,
+    blocks: Mapping[str, str],
+    must_not_miss: bool = False,
+    distinct: Collection[str] = (),
+) -> float:
+    """How well a final code matches the gold, before the evidence factor.
+
+    - 1.0: the gold, or a code at or below it (:func:`at_or_below`) that is consistent with the
+      case, i.e. not itself listed in ``distinct`` (the case's other differential entries: a
+      code the case names as a different diagnosis is not a more specific form of the gold);
+    - 0.6: another code of the gold's 3-character category; 0.3: another code of its block;
+    - 0.0: anything else, and any partial match when the gold is must-not-miss: confusing SAH with
+      an ischaemic stroke, ectopic pregnancy with a miscarriage or torsion with epididymitis is a
+      dangerous miss, not a near miss (the record flags it ``dangerous_miss``).
 
     Args:
         predicted: The doctor's final code (None when none was given).
         gold: The case's gold code.
         blocks: Code -> ICD-10 block (from the diagnosis catalogue).
+        must_not_miss: Whether the gold is a must-not-miss diagnosis.
+        distinct: Codes the case lists as different diagnoses (its differential minus the gold).
     """
     if predicted is None:
         return 0.0
-    if predicted == gold:
+    if at_or_below(predicted, gold) and (predicted == gold or predicted not in distinct):
         return 1.0
+    if must_not_miss:
+        return 0.0
     if category(predicted) == category(gold):
         return 0.6
     block = blocks.get(predicted)
     if block is not None and block == blocks.get(gold):
         return 0.3
     return 0.0
+
+
+def evidence_share(alternatives: Sequence[Sequence[str]], obtained: Collection[str]) -> float:
+    """Share of the best confirmatory alternative that was obtained: max over alternatives of
+    |alternative & obtained| / |alternative| (1.0 when the case names no evidence)."""
+    if not alternatives:
+        return 1.0
+    return max(sum(1 for k in alt if k in obtained) / len(alt) for alt in alternatives)
+
+
+def diagnosis_reward(match: float, evidence: float) -> float:
+    """The diagnosis component: ICD-10 match x share of a confirmatory evidence set obtained.
+
+    A right label with none of the evidence that confirms it (stroke without imaging, meningitis
+    without a lumbar puncture, NSTEMI without troponin) earns 0 and is flagged
+    ``unsupported_diagnosis``; with half of the best alternative it earns half.
+    """
+    return float(min(1.0, max(0.0, match)) * min(1.0, max(0.0, evidence)))
 
 
 def rubric_score(items: Sequence[RubricItem], verdicts: Mapping[int, bool | None]) -> tuple[float, dict[str, int]]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import pytest
 
 from clinic_env.rewards.segment import (
+    at_or_below,
+    diagnosis_match,
+    evidence_share,
     diagnosis_reward,
     differential_reward,
     history_reward,
@@ -65,13 +68,45 @@ def test_tests_reward_bounds_and_edge_cases() -> None:
     assert tests_reward(["x"], [], [], 0.0, 100.0)[0] == 0.0
 
 
-def test_diagnosis_reward_is_hierarchical() -> None:
+def test_diagnosis_match_is_hierarchical() -> None:
     blocks = {"I21.0": "I20-I25", "I21.4": "I20-I25", "I20.0": "I20-I25", "I26.9": "I26-I28"}
-    assert diagnosis_reward("I21.0", "I21.0", blocks) == 1.0
-    assert diagnosis_reward("I21.4", "I21.0", blocks) == 0.6
-    assert diagnosis_reward("I20.0", "I21.0", blocks) == 0.3
-    assert diagnosis_reward("I26.9", "I21.0", blocks) == 0.0
-    assert diagnosis_reward(None, "I21.0", blocks) == 0.0
+    assert diagnosis_match("I21.0", "I21.0", blocks) == 1.0
+    assert diagnosis_match("I21.4", "I21.0", blocks) == 0.6
+    assert diagnosis_match("I20.0", "I21.0", blocks) == 0.3
+    assert diagnosis_match("I26.9", "I21.0", blocks) == 0.0
+    assert diagnosis_match(None, "I21.0", blocks) == 0.0
+
+
+def test_more_specific_descendants_earn_full_credit() -> None:
+    blocks = {"I60.2": "I60-I69", "I60.9": "I60-I69", "I60.7": "I60-I69", "M00.0": "M00-M03", "M00.05": "M00-M03"}
+    assert at_or_below("I60.2", "I60.9")  # ".9" (unspecified) stands for the category
+    assert diagnosis_match("I60.2", "I60.9", blocks) == 1.0
+    assert diagnosis_match("I60.2", "I60", blocks) == 1.0
+    assert diagnosis_match("M00.05", "M00.0", blocks) == 1.0
+    assert not at_or_below("I60.9", "I60.2")  # the less specific code is not below the gold
+    assert diagnosis_match("I60.9", "I60.2", blocks) == 0.6
+    # A code the case lists as a different diagnosis is not a more specific form of the gold.
+    assert diagnosis_match("I60.7", "I60.9", blocks, distinct={"I60.7"}) == 0.6
+
+
+def test_must_not_miss_gold_earns_no_partial_credit() -> None:
+    blocks = {"I60.9": "I60-I69", "I63.9": "I60-I69", "I60.2": "I60-I69", "O00.9": "O00-O08", "O03.9": "O00-O08"}
+    assert diagnosis_match("I63.9", "I60.9", blocks) == 0.3  # same block: a near miss in general
+    assert diagnosis_match("I63.9", "I60.9", blocks, must_not_miss=True) == 0.0  # SAH called a stroke
+    assert diagnosis_match("O03.9", "O00.9", blocks, must_not_miss=True) == 0.0  # ectopic called a miscarriage
+    assert diagnosis_match("I60.2", "I60.9", blocks, must_not_miss=True) == 1.0  # more specific is still right
+
+
+def test_diagnosis_credit_is_scaled_by_confirmatory_evidence() -> None:
+    alternatives = [["lab.troponin", "ecg.12lead"], ["img.angiogram"]]
+    assert evidence_share(alternatives, set()) == 0.0
+    assert evidence_share(alternatives, {"ecg.12lead"}) == 0.5
+    assert evidence_share(alternatives, {"ecg.12lead", "lab.troponin"}) == 1.0
+    assert evidence_share(alternatives, {"img.angiogram"}) == 1.0
+    assert evidence_share([], set()) == 1.0  # no evidence named: nothing to scale by
+    assert diagnosis_reward(1.0, 0.5) == 0.5
+    assert diagnosis_reward(0.6, 1.0) == 0.6
+    assert diagnosis_reward(1.0, 0.0) == 0.0
 
 
 def _item(points: int) -> RubricItem:
