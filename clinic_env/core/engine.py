@@ -5,12 +5,21 @@ The AEC env, the native Parallel env and the single-agent wrapper are thin shell
 legal actions of a cycle are fixed when it begins, which makes applying the three actions in turn
 (AEC) or together (Parallel) equivalent. Speech alternates: a question asked in one cycle is
 answered in the next, while the doctor waits.
+
+Validity rules the engine keeps (DESIGN.md §4): outcome rewards are paid when the episode ends, so
+nothing the doctor receives before its final diagnosis depends on the gold; a consultation cut
+short without a diagnosis scores as a failed one; answered questions and resulted tests are masked
+unless ``allow_repeats``; a test the case does not list returns a result consistent with the gold
+(:mod:`clinic_env.generate.profile`); samples need their procedure; bedside initial assessments are
+legal from the first cycle and timed by cycle number.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,20 +38,23 @@ from clinic_env.core.transcript import Transcript
 from clinic_env.patients.session import PatientSession, is_direct
 from clinic_env.rewards.checks import EpisodeView, evaluate_check
 from clinic_env.rewards.config import RewardConfig
+from clinic_env.rewards.registry import COMPONENTS
 from clinic_env.rewards.segment import (
+    diagnosis_match,
     diagnosis_reward,
     differential_reward,
+    evidence_share,
     history_reward,
     rubric_score,
     tests_reward,
 )
 from clinic_env.rewards.verifier import StepVerifier, step_gamma
-from clinic_env.schema.case import Case
+from clinic_env.schema.case import Case, Finding
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.persona import Persona
 from clinic_env.schema.rubric import RubricItem
 
-__all__ = ["AGENTS", "DOCTOR", "EXAMINER", "PATIENT", "SEGMENTS", "Consultation"]
+__all__ = ["AGENTS", "DOCTOR", "EXAMINER", "PATIENT", "SEGMENTS", "Budgets", "Consultation", "action_index"]
 
 AGENTS = ("doctor_0", "patient_0", "examiner_0")
 DOCTOR, PATIENT, EXAMINER = 0, 1, 2
@@ -50,6 +62,46 @@ SEGMENTS = ("history", "differential", "tests", "diagnosis")
 HISTORY, DIFFERENTIAL, TESTS, DIAGNOSIS = 0, 1, 2, 3
 _LITERACY = {"low": 0.0, "medium": 0.5, "high": 1.0}
 _VIEWER = ("doctor", "patient", "examiner")
+_OUTCOMES = tuple(name for name, c in COMPONENTS.items() if c.paid == "end")
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """Segment budgets (a curriculum option): the most distinct questions, differential entries and
+    tests the doctor may use; when one is spent the segment's items are masked and only closing
+    the segment (or, in the differential, committing) stays legal. None: no budget."""
+
+    questions: int | None = None
+    differential: int | None = None
+    tests: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("questions", "differential", "tests"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"budget {name!r} must be a positive integer or None, got {value!r}")
+
+
+def action_index(action: object) -> int:
+    """The integer action in ``action``, or -1 when it is not an integer.
+
+    Accepted: Python ints (not bools), NumPy integer scalars, integral finite floats and one-element
+    integer or float arrays holding such a value. Rejected (returned as -1, then treated as an
+    illegal no-op): strings, bools, None, non-finite or fractional numbers and anything else, so that
+    ``"3"``, ``True`` and ``1.7`` are never silently coerced and ``inf`` never raises.
+    """
+    if isinstance(action, np.ndarray):
+        if action.size != 1 or action.dtype.kind not in "iuf":
+            return -1
+        action = action.reshape(()).item()
+    if isinstance(action, (bool, np.bool_)):
+        return -1
+    if isinstance(action, (int, np.integer)):
+        return int(action)
+    if isinstance(action, (float, np.floating)):
+        value = float(action)
+        return int(value) if math.isfinite(value) and value.is_integer() else -1
+    return -1
 
 
 class Consultation:
@@ -64,6 +116,9 @@ class Consultation:
         dynamic_items: Callable[[str], Sequence[RubricItem]] | None = None,
         case_items: Callable[[Case], Sequence[RubricItem]] | None = None,
         interruption_share: float | None = None,
+        allow_repeats: bool = False,
+        budgets: Budgets | None = None,
+        results: Callable[[Case, str, Catalogue], Finding] | None = None,
     ) -> None:
         self.cat = catalogue
         self.table = ActionTable.from_catalogue(catalogue)
@@ -81,11 +136,23 @@ class Consultation:
         self.case_items = case_items
         # Share of patient turns with an anxious aside (None: each persona's own rate).
         self.interruption_share = interruption_share
+        self.allow_repeats = allow_repeats
+        self.budgets = budgets or Budgets()
+        self.differential_max = min(config.differential_max, self.budgets.differential or config.differential_max)
+        self._results = results
         self._hx_index = {h: i for i, h in enumerate(catalogue.history_ids)}
         self._test_index = {t: i for i, t in enumerate(catalogue.test_ids)}
-        self._dx_index = {c: i for i, c in enumerate(catalogue.diagnosis_codes)}
         self._blocks = {c: d.block for c, d in catalogue.diagnoses.items()}
         n, t = self.table.n, self.table
+        tests = [catalogue.tests[tid] for tid in catalogue.test_ids]
+        # Initial assessments (vital signs, ECG, SpO2, glucose, pregnancy test, GCS) are legal from the
+        # first cycle; samples are legal once one of their procedures was done.
+        self._initial = np.array([item.initial_assessment for item in tests], bool)
+        self._requires = [tuple(self._test_index[r] for r in item.requires if r in self._test_index) for item in tests]
+        self._unlocks: dict[int, list[int]] = {}
+        for i, reqs in enumerate(self._requires):
+            for r in reqs:
+                self._unlocks.setdefault(r, []).append(i)
         self._wait_mask = np.zeros(n, np.int8)
         self._wait_mask[WAIT] = 1
         self._answer_mask = np.zeros(n, np.int8)
@@ -110,6 +177,7 @@ class Consultation:
         self.segment = HISTORY
         self.cycle = 0
         self.asked: dict[str, int] = {}
+        self.answered: set[str] = set()
         self.credit: dict[str, float] = {}
         self.heard: dict[str, float] = {}
         self.contradiction_used = False
@@ -118,10 +186,12 @@ class Consultation:
         self.pending_direct = False
         self.patient = PatientSession(case, persona, self.cat, rng, self.interruption_share)
         self.ordered: list[str] = []
+        self.order_cycle: dict[str, int] = {}
         self.violations: list[list[str]] = []
         self.dynamic_met: list[str | None] = []
         self.claims: list[object] = []
-        self.step_violations = []
+        self.step_violations: list[str] = []
+        self.flags: list[str] = []
         self.cost = 0.0
         self.differential: list[str] = []
         self.final_dx: str | None = None
@@ -134,12 +204,21 @@ class Consultation:
         self.turns: list[dict[str, object]] = []
         self.transcript = Transcript()
         self.verifier.start(case)
+        gold = case.gold_diagnosis
+        dx = self.cat.diagnoses.get(gold)
+        self.gold_must_not_miss = gold in case.must_not_miss or bool(dx and dx.must_not_miss)
+        # An emergency patient does not walk out: running out of patience is a safety event instead.
+        self.emergency = case.setting == "emergency department" and self.gold_must_not_miss
+        self.patience_exhausted = False
+        n_h, n_t = lay.n_history, lay.n_tests
+        self._ask_ok = np.ones(n_h, np.int8)
+        self._done = np.zeros(n_t, bool)
         pub = np.zeros(lay.size, np.float32)
         pub[lay.AGE] = min(case.demographics.age / 100.0, 1.0)
         pub[lay.SEX + (case.demographics.sex == "F")] = 1.0
-        pub[lay.hx_answer + self._hx_index[case.presenting_complaint]] = 1.0
+        pub[lay.hx_yes + self._hx_index[case.presenting_complaint]] = 1.0
         self.pub = pub
-        self._case_present = np.zeros(lay.n_history, np.float32)
+        self._case_present = np.zeros(n_h, np.float32)
         for key, fact in case.history.items():
             if fact.present:
                 self._case_present[self._hx_index[key]] = 1.0
@@ -154,17 +233,34 @@ class Consultation:
         self.transcript.add("all", f"Patient: {sanitise(case.opening_statement)}")
         self.begin_cycle()
 
+    # ----------------------------------------------------------------------------- legality
+    def _orderable(self, i: int) -> bool:
+        if self._done[i] and not self.allow_repeats:
+            return False
+        reqs = self._requires[i]
+        return not reqs or any(self._done[r] for r in reqs)
+
+    def _tests_left(self) -> bool:
+        b = self.budgets.tests
+        return b is None or len(self.ordered) < b
+
+    def _questions_left(self) -> bool:
+        b = self.budgets.questions
+        return b is None or len(self.asked) < b
+
     def _enter_segment(self, segment: int) -> None:
         lay, t, m = self.layout, self.table, self._doctor_mask
         self.pub[lay.SEGMENT : lay.SEGMENT + 4] = 0.0
         self.segment = segment
         m[:] = 0
-        if segment == HISTORY:
-            m[t.ask0 : t.order0] = 1
+        if segment in (HISTORY, TESTS):
             m[END_SEGMENT] = 1
-        elif segment == TESTS:
-            m[t.order0 : t.dx0] = 1
-            m[END_SEGMENT] = 1
+            if segment == HISTORY and self._questions_left():
+                m[t.ask0 : t.order0] = self._ask_ok
+            if self._tests_left():
+                for i in range(lay.n_tests):
+                    if (segment == TESTS or self._initial[i]) and self._orderable(i):
+                        m[t.order0 + i] = 1
         elif segment in (DIFFERENTIAL, DIAGNOSIS):
             m[t.dx0 : t.answer0] = 1
         if segment <= DIAGNOSIS:
@@ -181,9 +277,10 @@ class Consultation:
         self.pub[self.layout.PENDING] = 1.0 if self.pending is not None else 0.0
 
     def _patient_mask(self) -> np.ndarray:
-        fact = self.case.history.get(self.pending) if self.case and self.pending else None
+        assert self.case is not None and self.pending is not None
+        fact = self.case.history.get(self.pending)
         usable = fact is not None and fact.contradiction and not self.contradiction_used
-        if self.pending_direct or self.asked.get(self.pending, 0) > 1:  # type: ignore[arg-type]
+        if self.pending_direct or self.asked.get(self.pending, 0) > 1:
             return self._answer_masks_asked[bool(usable)]
         return self._answer_mask_contra if usable else self._answer_mask
 
@@ -195,18 +292,16 @@ class Consultation:
 
         Returns:
             The reward components the action earned its agent, and whether it was illegal (an
-            action outside the cycle's mask, or not an integer, is a penalised no-op).
+            action outside the cycle's mask, or not an integer: see :func:`action_index`, is a
+            penalised no-op).
         """
         if text is None:
             text = self.said.pop(agent, None)
         else:
             self.said.pop(agent, None)
         if agent == DOCTOR:
-            self.step_violations: list[str] = []
-        try:
-            a = int(action)  # type: ignore[call-overload]
-        except (TypeError, ValueError):
-            a = -1
+            self.step_violations = []
+        a = action_index(action)
         mask = self.masks[agent]
         if not 0 <= a < mask.shape[0] or not mask[a]:
             self._log(agent, self._name(a), None, {"illegal": -self.config.illegal_penalty})
@@ -242,40 +337,69 @@ class Consultation:
             turn["violations"] = violations
         self.turns.append(turn)
 
+    def result(self, test_id: str) -> Finding:
+        """The result ``test_id`` gives in this case: the case's own, else one consistent with the gold."""
+        assert self.case is not None
+        found = self.case.result(test_id)
+        if found is not None:
+            return found
+        if self._results is not None:
+            return self._results(self.case, test_id, self.cat)
+        from clinic_env.generate.profile import unlisted_result
+
+        return unlisted_result(self.case, test_id, self.cat)
+
     def _doctor(self, a: int, said: str | None = None) -> dict[str, float]:
         t, lay, cat = self.table, self.layout, self.cat
+        assert self.case is not None
         comps = {"step": -self.config.step_cost}
         name = t.names[a]
         segment = SEGMENTS[min(self.segment, 3)]
         text: str | None = None
         violations = self.verifier.text(said)
+        m = self._doctor_mask
         if a in (END_SEGMENT, COMMIT_DIFFERENTIAL):
             if self.segment == HISTORY:
                 violations += self.verifier.close_history(self.credit)
-            comps.update(self._close_segment())
+            self._close_segment()
             text = f"(ends the {SEGMENTS[self.segment - 1]} segment)"
         elif a < t.order0:
             hid = t.history_ids[a - t.ask0]
             i = a - t.ask0
-            violations += self.verifier.ask(hid, self.asked.get(hid, 0), bool(self.pub[lay.hx_unclear + i]))
+            unclear = bool(self.pub[lay.hx_vague + i] or self.pub[lay.hx_withheld + i])
+            violations += self.verifier.ask(hid, self.asked.get(hid, 0), unclear)
             self.pending = hid
-            self.pending_direct = bool(said) and is_direct(said, cat.history[hid])  # type: ignore[arg-type]
+            self.pending_direct = bool(said) and is_direct(said or "", cat.history[hid])
             self.asked[hid] = self.asked.get(hid, 0) + 1
-            self.pub[lay.hx_asked + i] = 1.0
+            if not self.allow_repeats:
+                m[a] = 0  # until answered unclearly (see _answer)
+            if not self._questions_left():
+                m[t.ask0 : t.order0] = 0
             text = sanitise(said) if said else cat.history[hid].question
             self.transcript.add("all", f"Doctor: {text}")
         elif a < t.dx0:
-            tid = t.test_ids[a - t.order0]
-            item = cat.tests[tid]
-            violations += self.verifier.order(tid, self.pub[lay.test_ordered + a - t.order0] > 0)
-            self.ordered.append(tid)
-            self.cost += item.cost_usd
-            finding = self.case.result(tid)
-            text = sanitise(finding.text) if finding else item.normal_result
             i = a - t.order0
-            self.pub[lay.test_ordered + i] = 1.0
-            self.pub[lay.test_abnormal + i] = 1.0 if finding and finding.abnormal else 0.0
+            tid = t.test_ids[i]
+            item = cat.tests[tid]
+            violations += self.verifier.order(tid, bool(self._done[i]))
+            self.ordered.append(tid)
+            self.order_cycle.setdefault(tid, self.cycle)
+            self.cost += item.cost_usd
+            finding = self.result(tid)
+            text = sanitise(finding.text)
+            self._done[i] = True
+            grades = (lay.test_normal, lay.test_mild, lay.test_marked)
+            for g in grades:
+                self.pub[g + i] = 0.0
+            self.pub[grades[finding.level] + i] = 1.0
             self.pub[lay.COST] = min(self.cost / self.case.budget_usd, self.config.cost_cap) / self.config.cost_cap
+            if not self.allow_repeats:
+                m[a] = 0
+            for j in self._unlocks.get(i, ()):
+                if (self.segment == TESTS or self._initial[j]) and self._orderable(j):
+                    m[t.order0 + j] = 1
+            if not self._tests_left():
+                m[t.order0 : t.dx0] = 0
             self.transcript.add("all", f"Result - {item.label}: {text}")
         else:
             code = t.diagnosis_codes[a - t.dx0]
@@ -283,17 +407,17 @@ class Consultation:
             if self.segment == DIFFERENTIAL:
                 self.differential.append(code)
                 self.pub[lay.dx_listed + a - t.dx0] = 1.0
-                self.pub[lay.DIFF_SIZE] = len(self.differential) / self.config.differential_max
-                self._doctor_mask[a] = 0
-                self._doctor_mask[COMMIT_DIFFERENTIAL] = 1
-                if len(self.differential) >= self.config.differential_max:
-                    self._doctor_mask[t.dx0 : t.answer0] = 0
+                self.pub[lay.DIFF_SIZE] = len(self.differential) / self.differential_max
+                m[a] = 0
+                m[COMMIT_DIFFERENTIAL] = 1
+                if len(self.differential) >= self.differential_max:
+                    m[t.dx0 : t.answer0] = 0
                 text = f"Differential #{len(self.differential)}: {label} ({code})"
             else:
                 violations += self.verifier.final_diagnosis(self.ordered)
                 self.final_dx = code
                 self.pub[lay.GRADING] = 1.0
-                comps["diagnosis"] = self._score(DIAGNOSIS)
+                self._score(DIAGNOSIS)
                 self._queue_items(("diagnosis", None))
                 self.segment = DIAGNOSIS + 1
                 text = f"Final diagnosis: {label} ({code})"
@@ -315,19 +439,23 @@ class Consultation:
         lam = self.config.violations.lambdas
         return [step_gamma(v, lam) for v in self.violations]
 
-    def _close_segment(self) -> dict[str, float]:
+    def _close_segment(self) -> None:
         seg = self.segment
-        comps = {SEGMENTS[seg]: self._score(seg)}
+        self._score(seg)
         self._queue_items((SEGMENTS[seg],))
         self._enter_segment(seg + 1)
-        return comps
 
     def _queue_items(self, segments: tuple[str | None, ...]) -> None:
         self.queue.extend(i for i, item in enumerate(self.rubric) if item.segment in segments)
 
+    def evidence(self) -> set[str]:
+        """Items obtained so far: history items the patient answered, tests and exams done."""
+        return self.answered | set(self.ordered)
+
     def _score(self, seg: int) -> float:
-        """Score segment ``seg`` as it stands and remember it."""
+        """Score segment ``seg`` as it stands and remember it (paid at episode end)."""
         case, cfg = self.case, self.config
+        assert case is not None
         if seg == HISTORY:
             score = history_reward(case.history, self.credit, exclude=(case.presenting_complaint,))
         elif seg == DIFFERENTIAL:
@@ -337,20 +465,37 @@ class Consultation:
             score, _ = tests_reward(self.ordered, case.essential_tests, case.optional_tests, self.cost,
                                     case.budget_usd, cfg.cost_weight, cfg.cost_cap, cfg.tests_metric)
         else:
-            score = diagnosis_reward(self.final_dx, case.gold_diagnosis, self._blocks)
+            gold = case.gold_diagnosis
+            distinct = {d.code for d in case.differential} - {gold}
+            match = diagnosis_match(self.final_dx, gold, self._blocks, self.gold_must_not_miss, distinct)
+            share = evidence_share(case.confirmatory_evidence(), self.evidence())
+            score = diagnosis_reward(match, share)
+            if match > 0 and share == 0:
+                self.flags.append("unsupported_diagnosis")
+            if self.gold_must_not_miss and match < 1:
+                self.flags.append("dangerous_miss")
+            self.segment_scores["evidence"] = share
         self.segment_scores[SEGMENTS[seg]] = score
         return score
 
     def _answer(self, mode: str, said: str | None = None) -> None:
         hid, lay = self.pending, self.layout
-        assert hid is not None
+        assert hid is not None and self.case is not None
         fact = self.case.history.get(hid)
         ans = render_answer(mode, self.cat.history[hid], fact, self.persona, self.rng, self.heard.get(hid))
         i = self._hx_index[hid]
         self.credit[hid] = max(self.credit.get(hid, 0.0), ans.credit)
         self.heard[hid] = ans.heard
-        self.pub[lay.hx_answer + i] = ans.heard
-        self.pub[lay.hx_unclear + i] = 1.0 if ans.unclear else 0.0
+        withheld = mode == "withhold"
+        if not withheld:
+            self.answered.add(hid)
+        state = 3 if withheld else 2 if ans.unclear else 0 if ans.heard >= 1.0 else 1
+        for k, off in enumerate((lay.hx_yes, lay.hx_no, lay.hx_vague, lay.hx_withheld)):
+            self.pub[off + i] = 1.0 if k == state else 0.0
+        # One clarification of an unclear answer stays legal (withheld items need asking twice).
+        self._ask_ok[i] = 1 if self.allow_repeats or (ans.unclear and self.asked.get(hid, 0) < 2) else 0
+        if self.segment == HISTORY and self._questions_left():
+            self._doctor_mask[self.table.ask0 + i] = self._ask_ok[i]
         self.contradiction_used |= ans.contradiction
         # The patient session adds tangents, runs every non-scripted text (an LLM reply included)
         # through the leak guard and records what was disclosed.
@@ -374,31 +519,54 @@ class Consultation:
         self._log(EXAMINER, f"verdict:{verdict}", self.rubric[i].criterion, {})
 
     def end_cycle(self) -> dict[str, float]:
-        """Close the cycle: check termination and truncation; returns end-of-episode components."""
+        """Close the cycle: check termination and truncation; returns the components the doctor
+        earns now (the outcome components when the episode ends, a safety event)."""
         self.cycle += 1
         comps: dict[str, float] = {}
+        patience = self.persona.patience
+        out_of_patience = patience is not None and self.cycle >= patience and self.final_dx is None
         if self.final_dx is not None and not self.queue:
             self.terminated, self.end_reason = True, "final_diagnosis"
-        elif self.persona.patience is not None and self.cycle >= self.persona.patience and self.final_dx is None:
+        elif out_of_patience and not self.emergency:
             # The patient walks out: a real end of the episode (terminated), not a time limit.
             self.terminated, self.end_reason = True, "patient_left"
             self.transcript.add("all", "Patient: I've had enough of this, I'm going home.")
-            comps.update(self._score_in_progress())
         elif self.cycle >= self.max_cycles:
             self.truncated, self.end_reason = True, "max_cycles"
-            comps.update(self._score_in_progress())
+        if out_of_patience and self.emergency and not self.patience_exhausted and not (self.terminated or self.truncated):
+            # Someone with a STEMI or a subarachnoid bleed does not go home: a safety event instead.
+            self.patience_exhausted = True
+            self.flags.append("patience_exhausted")
+            comps["safety"] = -1.0
+            self.transcript.add("all", "Patient: Please, I feel awful - is anyone going to do something?")
         if self.terminated or self.truncated:
-            comps["rubric"] = self.rubric_result()[0]
-            self.segment_scores["rubric"] = comps["rubric"]
-            if self.dynamic_items is not None:
-                comps["dynamic_rubric"] = self._dynamic_score()
-            if self.config.fact.enabled:
-                comps["fact"] = self._fact_score()
+            comps.update(self._outcomes())
             self.masks = [self._wait_mask] * 3
         else:
             self.begin_cycle()
         self.pub[self.layout.PROGRESS] = min(self.cycle / self.max_cycles, 1.0)
         return comps
+
+    def _outcomes(self) -> dict[str, float]:
+        """Every outcome component, paid once when the episode ends. A consultation cut short is
+        scored as a failed one: the segment in progress as it stands, unreached segments and the
+        missing diagnosis 0, ``incomplete`` -1 and unjudged rubric items judged by rule or failed."""
+        cut_short = self.final_dx is None
+        if cut_short and self.segment <= DIAGNOSIS and SEGMENTS[self.segment] not in self.segment_scores:
+            if self.segment != DIAGNOSIS:
+                self._score(self.segment)
+        for name in SEGMENTS:
+            self.segment_scores.setdefault(name, 0.0)
+        if cut_short:
+            self.segment_scores["incomplete"] = -1.0
+            if self.gold_must_not_miss and "dangerous_miss" not in self.flags:
+                self.flags.append("dangerous_miss")
+        self.segment_scores["rubric"] = self.rubric_result(final=True)[0]
+        if self.dynamic_items is not None:
+            self._dynamic_score()
+        if self.config.fact.enabled:
+            self._fact_score()
+        return {k: self.segment_scores[k] for k in _OUTCOMES if k in self.segment_scores}
 
     def _fact_score(self) -> float:
         """Gated fact-aware reward over the doctor's own words (rewards/facts.py)."""
@@ -406,14 +574,15 @@ class Consultation:
 
         if self.fact_checker is None:
             self.fact_checker = FactChecker(self.cat, self.fact_judge)
-        assert self.case is not None
+        assert self.case is not None and isinstance(self.fact_checker, FactChecker)
         said = [str(t["said"]) for t in self.turns if t["agent"] == AGENTS[DOCTOR] and t.get("said")]
-        self.claims = self.fact_checker.check_texts(said, self.case)
+        self.claims = list(self.fact_checker.check_texts(said, self.case))
         fc, w = self.config.fact, self.config.weights
         parts = ("history", "differential", "tests", "diagnosis", "rubric")
-        total = sum(w.get(k, 0.0) for k in parts)
-        x = sum(w.get(k, 0.0) * self.segment_scores.get(k, 0.0) for k in parts) / total if total else 0.0
-        score = fact_gate(min(max(x, 0.0), 1.0), fc.mu, fc.delta, fc.k) * fact_reward(self.claims, fc.include_unverifiable, fc.eps)
+        total = sum(w[k] for k in parts)
+        x = sum(w[k] * self.segment_scores.get(k, 0.0) for k in parts) / total if total else 0.0
+        score = fact_gate(min(max(x, 0.0), 1.0), fc.mu, fc.delta, fc.k) * fact_reward(
+            self.claims, fc.include_unverifiable, fc.eps)  # type: ignore[arg-type]
         self.segment_scores["fact"] = score
         return score
 
@@ -427,27 +596,30 @@ class Consultation:
         self.segment_scores["dynamic_rubric"] = score
         return score
 
-    def _score_in_progress(self) -> dict[str, float]:
-        """Score the segment in progress when the episode is cut short."""
-        if self.segment <= DIAGNOSIS and SEGMENTS[self.segment] not in self.segment_scores:
-            return {SEGMENTS[self.segment]: self._score(self.segment)}
-        return {}
-
     # ----------------------------------------------------------------------------- views
     def episode_view(self) -> EpisodeView:
         """The facts rule checks look at."""
         repeats = sum(v.count("repeated_question") + v.count("repeated_test") for v in self.violations)
         return EpisodeView(self.asked.keys(), set(self.ordered), self.cost, tuple(self.differential), self.final_dx,
-                           repeats)
+                           repeats, self.order_cycle)
 
     def rule_verdict(self, i: int) -> bool | None:
         """The rule check's verdict on rubric item ``i`` (None when it has no check)."""
         check = self.rubric[i].check
         return None if check is None else evaluate_check(check, self.episode_view())
 
-    def rubric_result(self) -> tuple[float, dict[str, int]]:
-        """HealthBench score and counts over the verdicts given so far (unjudged items are failed)."""
-        return rubric_score(self.rubric, self.verdicts)
+    def rubric_result(self, final: bool = False) -> tuple[float, dict[str, int]]:
+        """HealthBench score and counts over the verdicts given so far. With ``final`` on an episode
+        that was cut short, items the examiner never reached are judged by their rule check, or
+        counted as not met when they have none (a failed consultation does not earn them)."""
+        if not final or self.final_dx is not None:
+            return rubric_score(self.rubric, self.verdicts)
+        verdicts = dict(self.verdicts)
+        for i in range(len(self.rubric)):
+            if i not in verdicts:
+                rule = self.rule_verdict(i)
+                verdicts[i] = bool(rule)
+        return rubric_score(self.rubric, verdicts)
 
     def observe(self, agent: int) -> np.ndarray:
         """The observation vector of ``agent`` (a fresh array)."""
@@ -455,6 +627,7 @@ class Consultation:
         v = self.pub.copy()
         v[lay.ROLE + agent] = 1.0
         if agent == PATIENT:
+            assert self.case is not None
             v[lay.case_present : lay.pending_flags] = self._case_present
             v[lay.persona : lay.persona + 8] = self._persona_vec
             if self.pending is not None:
@@ -477,13 +650,29 @@ class Consultation:
             v[e + 8] = len(self.queue) / max(len(self.rubric), 1)
         return v
 
+    def observe_doctor(self) -> np.ndarray:
+        """The doctor's own numeric view (:attr:`ObservationLayout.doctor_index`)."""
+        return self.pub[self.layout.doctor_index]
+
     def step_info(self, components: dict[str, float], illegal: bool) -> dict[str, object]:
-        """The ``infos`` entry every env reports for an agent (end-of-episode fields when over)."""
+        """The full ``infos`` entry of an agent (``infos="full"``; end-of-episode fields when over)."""
         info: dict[str, object] = {"reward_components": components, "illegal_action": illegal,
                                    "segment": SEGMENTS[min(self.segment, 3)], "cycle": self.cycle}
         if self.terminated or self.truncated:
             info["end_reason"] = self.end_reason
             info["segment_scores"] = dict(self.segment_scores)
+            info["flags"] = list(self.flags)
+        return info
+
+    def flat_info(self, components: dict[str, float], illegal: bool, violations: int = 0) -> dict[str, object]:
+        """The flat ``infos`` entry (the default): the same scalar keys at reset and at every step,
+        ``reward/<component>`` for every registered component, ``n_violations``, ``illegal_action``,
+        ``segment`` (0-3) and ``cycle``."""
+        info: dict[str, object] = {f"reward/{name}": float(components.get(name, 0.0)) for name in COMPONENTS}
+        info["n_violations"] = int(violations)
+        info["illegal_action"] = bool(illegal)
+        info["segment"] = min(self.segment, 3)
+        info["cycle"] = self.cycle
         return info
 
     def render_text(self) -> str:

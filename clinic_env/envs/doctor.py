@@ -8,7 +8,8 @@ import gymnasium
 import numpy as np
 
 from clinic_env.core.actions import WAIT
-from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, PATIENT
+from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, PATIENT, action_index
+from clinic_env.envs.aec import check_modes
 from clinic_env.envs.setup import EnvInfo, check_render_mode, resolve_setup
 
 __all__ = ["DoctorEnv"]
@@ -28,20 +29,31 @@ class DoctorEnv(gymnasium.Env):
 
     **Observation space.** ``Dict(observation=Box(0, 1, (M,), float32), action_mask=MultiBinary(n))``:
     numeric only, so Stable-Baselines3 (``MultiInputPolicy``) and sb3-contrib's ``MaskablePPO``
-    accept it; :meth:`action_masks` returns the mask as sb3-contrib expects.
+    accept it; :meth:`action_masks` returns the mask as sb3-contrib expects. ``observation`` is the
+    doctor's own view (:attr:`~clinic_env.core.layout.ObservationLayout.doctor_index`), field by
+    field: segment one-hot (4), cycle / max_cycles, age / 100, sex one-hot (2: M, F), cost / budget
+    (scaled), differential size / max; then per history item the answer state yes, no, vague,
+    withheld (4 x N_h; all 0 while unasked); per test the result normal, mildly, markedly abnormal
+    (3 x N_t; all 0 while not ordered); per diagnosis listed in the differential (N_d). No field is
+    constant for the doctor (role and waiting flags are left out).
 
     **Rewards, episode end, arguments.** As :class:`~clinic_env.envs.aec.ConsultationEnv` (the
-    doctor's reward; ``info["reward_components"]`` names its parts). An illegal action is a
-    no-op with the illegal penalty and ``info["illegal_action"] = True``. Extra arguments:
-    ``patient`` and ``examiner`` policy names (default ``persona`` and ``rubric``).
+    doctor's reward; outcome components paid at the end). An illegal action (outside the mask, or
+    not an integer) is a no-op with the illegal penalty and ``info["illegal_action"] = True``.
+    ``infos="flat"`` (default) gives ``reward/<component>``, ``n_violations``, ``illegal_action``,
+    ``segment``, ``cycle`` (plus ``case_id`` and ``persona`` at reset); ``infos="full"`` the dicts.
+    Extra arguments: ``patient`` and ``examiner`` policy names (default ``persona`` and ``rubric``).
+    ``step`` after the end raises RuntimeError (call ``reset``).
     """
 
     metadata = {"render_modes": ["ansi", "human"]}
 
     def __init__(self, render_mode: str | None = None, patient: str = "persona", examiner: str = "rubric",
-                 **kwargs: Any) -> None:
+                 infos: str = "flat", **kwargs: Any) -> None:
         from clinic_env.policies import make_policy
 
+        check_modes("numeric", infos)
+        self.info_mode = infos
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.setup = resolve_setup(**kwargs)
         self.engine = self.setup.engine()
@@ -52,7 +64,7 @@ class DoctorEnv(gymnasium.Env):
         n = len(self._actions)
         self.action_space = gymnasium.spaces.Discrete(n)
         self.observation_space = gymnasium.spaces.Dict({
-            "observation": gymnasium.spaces.Box(0.0, 1.0, (self.engine.layout.size,), np.float32),
+            "observation": gymnasium.spaces.Box(0.0, 1.0, (self.engine.layout.doctor_size,), np.float32),
             "action_mask": gymnasium.spaces.MultiBinary(n),
         })
         self.patient = make_policy(patient, self.info)
@@ -60,7 +72,7 @@ class DoctorEnv(gymnasium.Env):
 
     def _obs(self) -> dict[str, np.ndarray]:
         eng = self.engine
-        return {"observation": eng.observe(DOCTOR), "action_mask": eng.masks[DOCTOR][1 : eng.table.answer0].copy()}
+        return {"observation": eng.observe_doctor(), "action_mask": eng.masks[DOCTOR][1 : eng.table.answer0].copy()}
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of the legal actions (sb3-contrib's ``MaskablePPO`` calls this)."""
@@ -74,7 +86,13 @@ class DoctorEnv(gymnasium.Env):
         policy_seed = int(self.np_random.integers(2**31))
         self.patient.reset(policy_seed)
         self.examiner.reset(policy_seed + 1)
-        return self._obs(), {"case_id": case.id, "persona": persona.id, "segment": "history"}
+        return self._obs(), {**self._info({}, False, 0), "case_id": case.id, "persona": persona.id}
+
+    def _info(self, comps: dict[str, float], illegal: bool, n_violations: int) -> dict[str, Any]:
+        eng = self.engine
+        if self.info_mode == "flat":
+            return eng.flat_info(comps, illegal, n_violations)
+        return {**eng.step_info(comps, illegal), "violations": list(eng.step_violations)}
 
     def _others(self, comps: dict[str, float]) -> None:
         """Let the patient and the examiner act, then close the cycle."""
@@ -88,23 +106,32 @@ class DoctorEnv(gymnasium.Env):
         for key, value in eng.end_cycle().items():
             comps[key] = comps.get(key, 0.0) + value
 
-    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+    def play(self, action: Any) -> tuple[dict[str, float], bool, list[str]]:
+        """Apply one doctor action and play the others until the doctor must act again (or the end).
+
+        Returns:
+            The components the doctor earned, whether the action was illegal, and its violations.
+        """
         eng = self.engine
         if eng.terminated or eng.truncated:
             raise RuntimeError("step() called after the episode ended; call reset()")
-        try:
-            a = int(action)
-            full = int(self._actions[a]) if 0 <= a < len(self._actions) else -1
-        except (TypeError, ValueError):
-            full = -1
+        a = action_index(action)
+        full = int(self._actions[a]) if 0 <= a < len(self._actions) else -1
         comps, illegal = eng.act(DOCTOR, full)
         comps = dict(comps)
-        violations = eng.step_violations
+        violations = list(eng.step_violations)
         self._others(comps)
         while not (eng.terminated or eng.truncated) and eng.masks[DOCTOR][WAIT]:
             self._others(comps)
+        return comps, illegal, violations
+
+    def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        eng = self.engine
+        comps, illegal, violations = self.play(action)
         reward = self.setup.config.scalar(comps)
-        info: dict[str, Any] = {**eng.step_info(comps, illegal), "violations": violations}
+        info = self._info(comps, illegal, len(violations))
+        if self.info_mode == "full":
+            info["violations"] = violations
         if self.render_mode == "human":
             self.render()
         return self._obs(), reward, eng.terminated, eng.truncated, info

@@ -10,7 +10,7 @@ from typing import Any, Union
 import numpy as np
 
 from clinic_env.core.actions import ActionTable
-from clinic_env.core.engine import Consultation
+from clinic_env.core.engine import Budgets, Consultation
 from clinic_env.core.layout import ObservationLayout
 from clinic_env.rewards.config import RewardConfig
 from clinic_env.rewards.evolution import DynamicBank
@@ -26,12 +26,13 @@ from clinic_env.schema.loading import (
 )
 from clinic_env.schema.persona import Persona
 from clinic_env.schema.principles import PrincipleSet
+from clinic_env.schema.reduce import items_within, reduce_catalogue
 from clinic_env.schema.rubric import RubricBank, RubricItem
 
 __all__ = ["ENV_VERSION", "EnvInfo", "EnvSetup", "check_render_mode", "resolve_setup"]
 
 #: Version of the env's behaviour; recorded in every episode record. Bump on any change.
-ENV_VERSION = "consultation-v0"
+ENV_VERSION = "consultation-v1"
 
 CasesArg = Union[str, Path, Case, Sequence[Case], None]
 PersonaArg = Union[str, Persona, Sequence[Persona], None]
@@ -63,12 +64,15 @@ class EnvSetup:
     fact_judge: Callable[..., Any] | None = None
     _principle_items: dict[str, tuple[RubricItem, ...]] = field(default_factory=dict)
     interruption_share: float | None = None
+    _by_id: dict[str, Case] | None = None
+    allow_repeats: bool = False
+    budgets: Budgets = field(default_factory=Budgets)
 
     def engine(self) -> Consultation:
         """A fresh engine for this set-up."""
         dynamic = self.dynamic.items_for if self.dynamic is not None else None
         engine = Consultation(self.catalogue, self.config, self.general_rubric, self.max_cycles, dynamic,
-                              self.principle_items)
+                              self.principle_items, allow_repeats=self.allow_repeats, budgets=self.budgets)
         engine.fact_judge = self.fact_judge
         engine.interruption_share = self.interruption_share
         return engine
@@ -77,7 +81,7 @@ class EnvSetup:
         """The principles' rubric items that apply to ``case`` (cached per case id)."""
         items = self._principle_items.get(case.id)
         if items is None:
-            items = tuple(item for pset in self.principles for item in pset.items_for(case))
+            items = items_within((item for pset in self.principles for item in pset.items_for(case)), self.catalogue)
             self._principle_items[case.id] = items
         return items
 
@@ -90,10 +94,14 @@ class EnvSetup:
         options = options or {}
         case_id, persona_id = options.get("case_id"), options.get("persona_id")
         if case_id is not None:
-            matches = [c for c in self.cases if c.id == case_id]
-            if not matches:
+            if self._by_id is None:
+                self._by_id = {}
+                for c in self.cases:
+                    self._by_id.setdefault(c.id, c)
+            found = self._by_id.get(case_id)
+            if found is None:
                 raise KeyError(f"options['case_id']={case_id!r} is not among the env's {len(self.cases)} cases")
-            case = matches[0]
+            case = found
         else:
             case = self.cases[int(rng.integers(len(self.cases)))]
         if persona_id is not None:
@@ -160,6 +168,8 @@ def resolve_setup(
     rubrics: str | Path | Sequence[RubricBank] | None = None,
     catalogue: str | Path | Catalogue | None = None,
     reward_config: RewardConfig | dict[str, Any] | None = None,
+    allow_repeats: bool = False,
+    budgets: Budgets | dict[str, int | None] | None = None,
     max_cycles: int = 150,
     dynamic_rubric: DynamicBank | str | Path | None = None,
     principles: bool | str | Path | Sequence[PrincipleSet] = True,
@@ -171,12 +181,18 @@ def resolve_setup(
         raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
     if interruption_share is not None and not 0.0 <= interruption_share <= 1.0:
         raise ValueError(f"interruption_share must be in [0, 1], got {interruption_share}")
-    cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(catalogue)
+    reduced = isinstance(catalogue, str) and catalogue == "cases"
+    cat = catalogue if isinstance(catalogue, Catalogue) else load_catalogue(None if reduced else catalogue)
     if rubrics is None or isinstance(rubrics, (str, Path)):
         banks = load_rubric_banks(rubrics, cat)
     else:
         banks = list(rubrics)
     items = tuple(item for bank in banks for item in bank.items)
+    if isinstance(budgets, dict):
+        unknown = set(budgets) - {"questions", "differential", "tests"}
+        if unknown:
+            raise ValueError(f"unknown budget(s) {sorted(unknown)}; known: questions, differential, tests")
+        budgets = Budgets(**budgets)
     dynamic = DynamicBank.load(dynamic_rubric) if isinstance(dynamic_rubric, (str, Path)) else dynamic_rubric
     if principles is True or isinstance(principles, (str, Path)):
         psets = tuple(load_principles(None if principles is True else principles, cat))
@@ -185,5 +201,11 @@ def resolve_setup(
     labels = [f"{b.name}@v{b.version}" for b in banks] + [f"{p.name}@v{p.version}" for p in psets]
     version = "+".join(labels + ([dynamic.label] if dynamic else [])) or "none"
     config = reward_config if isinstance(reward_config, RewardConfig) else RewardConfig(**(reward_config or {}))
-    return EnvSetup(cat, _cases(case, cases, cat), _personas(persona), items, version, config, max_cycles, dynamic,
-                    psets, fact_judge, interruption_share=interruption_share)
+    chosen = _cases(case, cases, cat)
+    if reduced:
+        applied = [*items, *(i for c in chosen for p in psets for i in p.items_for(c))]
+        cat = reduce_catalogue(cat, chosen, applied)
+        items = items_within(items, cat)
+    return EnvSetup(cat, chosen, _personas(persona), items, version, config, max_cycles, dynamic,
+                    psets, fact_judge, interruption_share=interruption_share, allow_repeats=allow_repeats,
+                    budgets=budgets or Budgets())

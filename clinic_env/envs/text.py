@@ -70,6 +70,8 @@ def _text_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, bool]:
     kwargs.pop("mode", None)
     max_chars = int(kwargs.pop("max_reply_chars", DEFAULT_MAX_CHARS))
     list_items = bool(kwargs.pop("list_items", True))
+    # Text-mode users (LLM rollouts, trainers) read the named components: full infos by default.
+    kwargs.setdefault("infos", "full")
     return kwargs, max_chars, list_items
 
 
@@ -104,9 +106,13 @@ class TextConsultationEnv(ConsultationEnv):
         idx = _INDEX[agent]
         res = self.turns.resolve(idx, action)
         if res.reask is not None:
+            # The agent is asked again; an unusable doctor reply costs a step like any action.
+            cost = {"step": -self.setup.config.step_cost} if idx == DOCTOR else {}
             self.rewards = dict.fromkeys(self.agents, 0.0)
             self._cumulative_rewards[agent] = 0.0
-            self.infos[agent] = {**self.engine.step_info({}, False), "reask": res.reask}
+            self.rewards[agent] = self.setup.config.scalar(cost)
+            self.infos[agent] = {**self._info(agent, cost, False), "reask": res.reask}
+            self._accumulate_rewards()
             return
         self._apply(res)
         # Queued doctor actions are played at the doctor's own turns, without asking it again.
@@ -155,9 +161,14 @@ class TextParallelEnv(ConsultationParallelEnv):
         reasks = {AGENTS[i]: r.reask for i, r in resolved.items() if r.reask is not None}
         if reasks:
             obs = {a: self._observe(i) for i, a in enumerate(AGENTS)}
-            infos = {a: {**self.engine.step_info({}, False), **({"reask": reasks[a]} if a in reasks else {})} for a in AGENTS}
+            # An unusable doctor reply costs the step penalty (garbage never beats a legal action).
+            cost = {"step": -self.setup.config.step_cost} if AGENTS[DOCTOR] in reasks else {}
+            comps = [cost if i == DOCTOR else {} for i in range(len(AGENTS))]
+            infos = {a: {**self._info(i, comps[i], False), **({"reask": reasks[a]} if a in reasks else {})}
+                     for i, a in enumerate(AGENTS)}
+            rewards = {a: self.setup.config.scalar(comps[i]) for i, a in enumerate(AGENTS)}
             zero = dict.fromkeys(AGENTS, False)
-            return obs, dict.fromkeys(AGENTS, 0.0), zero, dict(zero), infos
+            return obs, rewards, zero, dict(zero), infos
         for i, r in resolved.items():
             eng.say(i, r.said)
         try:
@@ -165,7 +176,7 @@ class TextParallelEnv(ConsultationParallelEnv):
         finally:
             for i in resolved:
                 eng.say(i, None)
-        if turns.queue:
+        if turns.queue and out[4]:
             out[4][AGENTS[DOCTOR]]["queued"] = [a.name for a in turns.queue]
         return out
 
@@ -234,22 +245,37 @@ class TextDoctorEnv(DoctorEnv):
             raise RuntimeError("step() called after the episode ended; call reset()")
         res = self.turns.resolve(DOCTOR, action)
         if res.reask is not None:
-            info = {"reward_components": {}, "illegal_action": False, "reask": res.reask,
-                    "segment": SEGMENTS[min(eng.segment, 3)], "cycle": eng.cycle, "violations": []}
-            return self._obs(), 0.0, False, False, info
-        total, comps, actions = 0.0, {}, []
+            # An unusable reply is re-asked, but it costs a step like any action: garbage never
+            # scores above a legal question.
+            cost = {"step": -self.setup.config.step_cost}
+            info = {**self._info(cost, False, 0), "reask": res.reask}
+            if self.info_mode == "full":
+                info["violations"] = []
+            return self._obs(), self.setup.config.scalar(cost), False, False, info
+        comps: dict[str, float] = {}
+        actions: list[str] = []
+        illegal, violations = False, []
         while True:
             with speaking(eng, DOCTOR, res.said):
-                obs, reward, terminated, truncated, info = super().step(res.index - 1 if res.index > 0 else -1)
-            total += reward
+                c, bad, v = self.play(res.index - 1 if res.index > 0 else -1)
+            illegal |= bad
+            violations += v
             actions.append(eng.table.names[res.index] if res.index >= 0 else "no-op")
-            for key, value in info["reward_components"].items():
+            for key, value in c.items():
                 comps[key] = comps.get(key, 0.0) + value
-            nxt = self.turns.next_queued() if not (terminated or truncated) and self.turns.queue else None
+            done = eng.terminated or eng.truncated
+            nxt = self.turns.next_queued() if not done and self.turns.queue else None
             if nxt is None:
                 break
             res = Resolution(nxt.index, nxt.said)
-        info["reward_components"], info["actions"] = comps, actions
+        total = self.setup.config.scalar(comps)
+        info = self._info(comps, illegal, len(violations))
+        if self.info_mode == "full":
+            info["violations"] = violations
+        info["actions"] = actions
+        obs, terminated, truncated = self._obs(), eng.terminated, eng.truncated
+        if self.render_mode == "human":
+            self.render()
         if self.llm_errors:
             info["errors"] = list(self.llm_errors)
         return obs, total, terminated, truncated, info

@@ -61,15 +61,10 @@ class Belief:
     def evidence(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observed columns and their values (1 present, 0 absent) from a doctor observation."""
         lay = self.info.layout
-        n_h, n_t = lay.n_history, lay.n_tests
-        answer = vector[lay.hx_answer : lay.hx_answer + n_h]
-        asked = vector[lay.hx_asked : lay.hx_asked + n_h]
-        unclear = vector[lay.hx_unclear : lay.hx_unclear + n_h]
-        known_hx = ((asked > 0) & (unclear == 0)) | (answer >= 1.0)
-        ordered = vector[lay.test_ordered : lay.test_ordered + n_t] > 0
-        abnormal = vector[lay.test_abnormal : lay.test_abnormal + n_t]
-        observed = np.concatenate([known_hx, ordered])
-        values = np.concatenate([answer >= 0.5, abnormal > 0])
+        states = lay.hx_states(vector)
+        yes, no = states[0] > 0, states[1] > 0
+        observed = np.concatenate([yes | no, lay.ordered(vector)])
+        values = np.concatenate([yes, lay.abnormal(vector)])
         return observed, values
 
     def posterior(self, vector: np.ndarray) -> np.ndarray:

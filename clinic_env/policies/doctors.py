@@ -60,13 +60,12 @@ class _ScriptedDoctor:
             return WAIT
         v = observation["observation"]
         lay, t = self.info.layout, self.info.table
-        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
+        asked = lay.asked(v)
         seg = segment_of(v, self.info)
-        if not asked.any() and seg == 0:
-            self.reset()
+        if asked.sum() <= 1 and seg == 0 and not lay.ordered(v).any():
+            self.reset()  # a new episode: only the presenting complaint is known
         if self.presenting is None:
-            answer = v[lay.hx_answer : lay.hx_answer + lay.n_history]
-            known = np.flatnonzero((answer >= 1.0) & (asked == 0))
+            known = np.flatnonzero(lay.hx_states(v)[0] > 0)
             self.presenting = int(known[0]) if len(known) else -1
         post = self.belief.posterior(v)
         if seg == 0:
@@ -98,7 +97,7 @@ class _ScriptedDoctor:
 
     def _differential(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         lay, t = self.info.layout, self.info.table
-        listed = v[lay.dx_listed : lay.dx_listed + lay.n_dx]
+        listed = lay.listed(v)
         for d in self._plan_differential(post):
             if not listed[d] and mask[t.dx0 + d]:
                 return t.dx0 + d
@@ -107,11 +106,21 @@ class _ScriptedDoctor:
     def _ask(self, i: int) -> int:
         return self.info.table.ask0 + i
 
-    def _unasked(self, v: np.ndarray, ids: tuple[str, ...] | list[str]) -> list[int]:
+    def _unasked(self, v: np.ndarray, ids: tuple[str, ...] | list[str], mask: np.ndarray | None = None) -> list[int]:
         lay = self.info.layout
-        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
+        asked = lay.asked(v)
         cols = [self._hx_col[h] for h in ids if h in self._hx_col]
-        return [c for c in cols if not asked[c] and c != self.presenting]
+        ask0 = self.info.table.ask0
+        return [c for c in cols if not asked[c] and c != self.presenting and (mask is None or mask[ask0 + c])]
+
+    def _initial(self, v: np.ndarray, mask: np.ndarray, ids: tuple[str, ...]) -> int | None:
+        """The first of ``ids`` that is a legal initial assessment not yet done (order it first)."""
+        ordered, t = self.info.layout.ordered(v), self.info.table
+        for tid in ids:
+            col = self._test_col.get(tid)
+            if col is not None and not ordered[col] and mask[t.order0 + col]:
+                return t.order0 + col
+        return None
 
     def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         raise NotImplementedError
@@ -122,7 +131,7 @@ class _ScriptedDoctor:
     def _test_gains(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Legal test columns and their information gain per cost-weighted unit."""
         t, cat, lay = self.info.table, self.info.catalogue, self.info.layout
-        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        ordered = lay.ordered(v)
         legal = np.flatnonzero((mask[t.order0 : t.dx0] > 0) & (ordered == 0))
         if not len(legal):
             return legal, np.zeros(0)
@@ -163,12 +172,18 @@ class InfoGainDoctor(_ScriptedDoctor):
 
     def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         lay = self.info.layout
-        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
-        unclear = v[lay.hx_unclear : lay.hx_unclear + lay.n_history]
+        first = self._initial(v, mask, self.always_order)
+        if first is not None:
+            return first
+        asked = lay.asked(v)
+        states = lay.hx_states(v)
+        unclear = (states[2] > 0) | (states[3] > 0)
         n_asked = int(asked.sum())
         if n_asked < self.max_questions:
+            ask0 = self.info.table.ask0
             cand = [c for c in self._hx_informative
-                    if c != self.presenting and (not asked[c] or (unclear[c] and c not in self.reasked))]
+                    if c != self.presenting and mask[ask0 + c]
+                    and (not asked[c] or (unclear[c] and c not in self.reasked))]
             if cand:
                 cols = np.array(cand)
                 gain = self.belief.information_gain(post, cols)
@@ -178,12 +193,12 @@ class InfoGainDoctor(_ScriptedDoctor):
                     if asked[col]:
                         self.reasked.add(col)
                     return self._ask(col)
-        rest = self._unasked(v, self.always_ask)
+        rest = self._unasked(v, self.always_ask, mask)
         return self._ask(rest[0]) if rest else END_SEGMENT
 
     def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         lay, t = self.info.layout, self.info.table
-        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        ordered = lay.ordered(v)
         n_ordered = int(ordered.sum())
         if n_ordered >= self.max_tests:
             return END_SEGMENT
@@ -232,14 +247,17 @@ class ThoroughDoctor(_ScriptedDoctor):
 
     def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         pres = self._presentation()
+        first = self._initial(v, mask, ("exam.vitals", *(pres.tests if pres else ())))
+        if first is not None:
+            return first
         checklist = list(pres.history) if pres else []
-        rest = self._unasked(v, checklist + list(CORE_QUESTIONS))
+        rest = self._unasked(v, checklist + list(CORE_QUESTIONS), mask)
         return self._ask(rest[0]) if rest else END_SEGMENT
 
     def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         lay, t = self.info.layout, self.info.table
         pres = self._presentation()
-        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        ordered = lay.ordered(v)
         for tid in (("exam.vitals",) + (pres.tests if pres else ())):
             col = self._test_col.get(tid)
             if col is not None and not ordered[col] and mask[t.order0 + col]:
@@ -266,13 +284,13 @@ class ShotgunDoctor(_ScriptedDoctor):
 
     def _history(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         lay, t = self.info.layout, self.info.table
-        asked = v[lay.hx_asked : lay.hx_asked + lay.n_history]
+        asked = lay.asked(v)
         todo = np.flatnonzero((asked == 0) & (mask[t.ask0 : t.order0] > 0))
         todo = todo[todo != self.presenting]
         return self._ask(int(todo[0])) if len(todo) else END_SEGMENT
 
     def _tests(self, v: np.ndarray, mask: np.ndarray, post: np.ndarray) -> int:
         lay, t = self.info.layout, self.info.table
-        ordered = v[lay.test_ordered : lay.test_ordered + lay.n_tests]
+        ordered = lay.ordered(v)
         todo = np.flatnonzero((ordered == 0) & (mask[t.order0 : t.dx0] > 0))
         return t.order0 + int(todo[0]) if len(todo) else END_SEGMENT

@@ -25,7 +25,8 @@ def _penv(max_cycles: int) -> clinic_env.ConsultationParallelEnv:
 # illegal, out-of-range or non-integer) action.
 choice = st.one_of(
     st.tuples(st.just("legal"), st.integers(0, 10_000)),
-    st.tuples(st.just("raw"), st.one_of(st.integers(-3, 2_000), st.none(), st.just("ask:hx.onset"))),
+    st.tuples(st.just("raw"), st.one_of(st.integers(-3, 2_000), st.none(), st.just("ask:hx.onset"), st.just("3"),
+                                        st.booleans(), st.floats(allow_nan=True, allow_infinity=True))),
 )
 
 
@@ -57,9 +58,12 @@ def _play(env: clinic_env.ConsultationParallelEnv, seed: int, script: list[tuple
        script=st.lists(choice, min_size=1, max_size=60))
 def test_any_action_sequence_is_safe_bounded_and_deterministic(seed: int, max_cycles: int, script: list[tuple[str, object]]) -> None:
     env = _penv(max_cycles)
-    cfg = env.setup.config
-    low = -(cfg.illegal_penalty + cfg.step_cost + cfg.cost_weight * cfg.cost_cap)
-    high = sum(w for w in cfg.weights.values() if w > 0)
+    from clinic_env.rewards.registry import COMPONENTS
+
+    w = env.setup.config.weights
+    # Bounds from the registry: every component at its worst / best in one step.
+    low = sum(min(w[n] * c.low, w[n] * c.high) for n, c in COMPONENTS.items())
+    high = sum(max(w[n] * c.low, w[n] * c.high) for n, c in COMPONENTS.items())
     trace = _play(env, seed, script)
     assert 1 <= len(trace) <= max_cycles
     for _, rewards, _ in trace:

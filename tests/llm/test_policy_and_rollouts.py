@@ -45,8 +45,10 @@ def test_doctor_schema_lists_only_legal_actions(server: OpenAITestServer) -> Non
     env.reset(seed=0)
     policy = LLMPolicy(MODEL, "doctor", api_base=server.base_url, info=env.info)
     schema = policy.params(env.engine.masks[0])["response_format"]["json_schema"]["schema"]
-    assert schema["properties"]["action"]["enum"] == ["ask", "end_segment"]
+    # History: questions, the bedside initial assessments (ECG, vital signs...) and closing.
+    assert schema["properties"]["action"]["enum"] == ["ask", "order", "end_segment"]
     assert "hx.onset" in schema["properties"]["item"]["enum"]
+    assert "ecg.12lead" in schema["properties"]["item"]["enum"]
     assert "lab.troponin" not in schema["properties"]["item"]["enum"]
 
 

@@ -14,7 +14,7 @@ from clinic_env.rewards.verifier import VerifierConfig, step_gamma
 
 class Driver:
     def __init__(self, case: clinic_env.Case, **kwargs: Any) -> None:
-        self.env = clinic_env.parallel_env(case=case, persona="cooperative", **kwargs)
+        self.env = clinic_env.parallel_env(case=case, persona="cooperative", infos="full", **kwargs)
         self.t = self.env.info.table
         self.obs, _ = self.env.reset(seed=0)
 
@@ -40,7 +40,7 @@ def _fact(case: clinic_env.Case) -> str:
 
 
 def test_repeated_question_but_not_clarification(case: clinic_env.Case) -> None:
-    d = Driver(case)
+    d = Driver(case, allow_repeats=True)  # by default an answered question is masked
     hid = _fact(case)
     assert "repeated_question" not in d.ask(hid)
     assert "repeated_question" in d.ask(hid)
@@ -69,9 +69,10 @@ def test_premature_closure_and_diagnosis(case: clinic_env.Case) -> None:
 
 
 def test_repeated_and_unsafe_tests(case: clinic_env.Case, catalogue: clinic_env.Catalogue) -> None:
-    unsafe = next(t for t in catalogue.test_ids if t not in case.essential_tests + case.optional_tests)
+    unsafe = next(t for t in catalogue.test_ids
+                  if t not in case.essential_tests + case.optional_tests and not catalogue.tests[t].requires)
     risky = case.model_copy(update={"contraindicated_tests": {unsafe: "for the test"}})
-    d = Driver(risky, reward_config={"violation_cost": 1.0})
+    d = Driver(risky, reward_config={"violation_cost": 1.0}, allow_repeats=True)
     d.cycle(END_SEGMENT)
     d.cycle(d.t.dx(case.gold_diagnosis))
     d.cycle(COMMIT_DIFFERENTIAL)

@@ -56,7 +56,8 @@ def test_garbage_is_reasked_once_then_a_penalised_noop() -> None:
     env.reset(seed=2)
     cycle = env.engine.cycle
     obs, reward, _, _, info = env.step("zzzz qqqq")
-    assert reward == 0.0 and "reask" in info and env.engine.cycle == cycle
+    # Re-asked, and it costs a step like any legal action (garbage never beats a question).
+    assert reward == pytest.approx(-env.info.config.step_cost) and "reask" in info and env.engine.cycle == cycle
     assert "could not be used" in obs["messages"][1]["content"]
     obs, reward, _, _, info = env.step("")
     assert info["illegal_action"] and reward == pytest.approx(-env.info.config.illegal_penalty)
@@ -107,7 +108,7 @@ def test_parallel_text_env() -> None:
     obs, infos = env.reset(seed=4)
     assert obs["doctor_0"]["messages"] and not obs["patient_0"]["messages"]
     obs, rewards, _, _, infos = env.step({"doctor_0": "blah"})
-    assert "reask" in infos["doctor_0"] and rewards["doctor_0"] == 0.0
+    assert "reask" in infos["doctor_0"] and rewards["doctor_0"] == pytest.approx(-0.01)
     obs, rewards, _, _, infos = env.step({"doctor_0": "When did it start? Any fever?"})
     assert infos["doctor_0"]["queued"] == ["ask:sx.fever"]
     env.step({"patient_0": "It started this morning."})
