@@ -8,7 +8,9 @@ Public API::
     genv = clinic_env.doctor_env()         # single-agent gymnasium.Env for training a doctor
     cases = clinic_env.load_cases()        # the bundled case library (or a file/folder)
 
-The envs are also registered as ``clinic/consultation-v0`` in PettingZoo's registry.
+The envs are registered as ``clinic/consultation-v1`` in PettingZoo's registry (the same wrapped
+env as ``env()``), and the doctor's seat as Gymnasium ids ``clinic/Doctor-v0``,
+``clinic/Doctor-lite-v0`` and ``clinic/Doctor-text-v0`` (see :mod:`clinic_env.envs.registration`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from clinic_env.schema import (
     load_rubric_banks,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ENV_ID", "ENV_VERSION", "Case", "Catalogue", "ConsultationEnv", "ConsultationParallelEnv",

@@ -46,7 +46,7 @@ class DoctorEnv(gymnasium.Env):
     ``step`` after the end raises RuntimeError (call ``reset``).
     """
 
-    metadata = {"render_modes": ["ansi", "human"]}
+    metadata = {"render_modes": ["ansi", "human"], "render_fps": 1}
 
     def __init__(self, render_mode: str | None = None, patient: str = "persona", examiner: str = "rubric",
                  infos: str = "flat", **kwargs: Any) -> None:
