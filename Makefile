@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-test install-vllm run test test-vllm lint bench bench-llm clean
+.PHONY: install install-test install-vllm install-rl install-rllib run test test-vllm test-rl lint bench bench-llm clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,45 @@ test-vllm: install-test install-vllm
 	CLINIC_ENV_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python CLINIC_ENV_REQUIRE_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 \
 		$(PY) -m pytest -m vllm tests/llm/test_vllm_cpu.py $(PYTEST_ARGS)
 
+## install-rl: the `rl` extra (SB3/sb3-contrib, SuperSuit, Tianshou, TorchRL) on a CPU torch, in .venv-rl
+## (~80 s, 2.2 GB); install-rllib: ray[rllib], which pins gymnasium 1.2.2, in .venv-rllib (~60 s, 2.2 GB).
+## TORCH_CPU: pip arguments that install a CPU torch. torch==2.13.0 finds the CPU wheel this machine keeps
+## on disk; elsewhere use TORCH_CPU="torch --index-url https://download.pytorch.org/whl/cpu".
+RL_VENV ?= .venv-rl
+RLLIB_VENV ?= .venv-rllib
+TORCH_CPU ?= torch==2.13.0
+# Fails the install when a CUDA torch or nvidia-* wheels got in (pip picks them for a bare `torch`).
+NO_CUDA = import importlib.metadata as m, sys, torch; \
+	cuda = [d.metadata["Name"] for d in m.distributions() if d.metadata["Name"].lower().startswith(("nvidia-", "triton"))]; \
+	sys.exit(f"CUDA torch or packages installed ({torch.__version__} {cuda}): make clean, then set TORCH_CPU" \
+	         if torch.version.cuda or cuda else 0)
+
+$(RL_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RL_VENV)
+	$(RL_VENV)/bin/python -m pip install -q --upgrade pip
+	$(RL_VENV)/bin/python -m pip install -q $(TORCH_CPU)
+	$(RL_VENV)/bin/python -m pip install -q -e ".[test,rl]"
+	$(RL_VENV)/bin/python -c '$(NO_CUDA)'
+	touch $@
+
+$(RLLIB_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RLLIB_VENV)
+	$(RLLIB_VENV)/bin/python -m pip install -q --upgrade pip
+	$(RLLIB_VENV)/bin/python -m pip install -q $(TORCH_CPU)
+	$(RLLIB_VENV)/bin/python -m pip install -q -e ".[test]" "ray[rllib]>=2.60"
+	$(RLLIB_VENV)/bin/python -c '$(NO_CUDA)'
+	touch $@
+
+install-rl: $(RL_VENV)/.installed
+
+install-rllib: $(RLLIB_VENV)/.installed
+
+## test-rl: the env as-is under each RL library (tests/envs/consumers, MaskablePPO); a skip fails here
+test-rl: install-rl install-rllib
+	CLINIC_ENV_REQUIRE_RL=1 $(RL_VENV)/bin/python -m pytest tests/envs/consumers tests/envs/test_sb3.py \
+		--ignore=tests/envs/consumers/test_rllib.py $(PYTEST_ARGS)
+	CLINIC_ENV_REQUIRE_RL=1 $(RLLIB_VENV)/bin/python -m pytest tests/envs/consumers/test_rllib.py $(PYTEST_ARGS)
+
 ## lint: ruff, then mypy --strict on the package (settings in pyproject's [tool.mypy])
 lint: install-test
 	$(PY) -m ruff check clinic_env tests benchmarks examples
@@ -59,4 +98,4 @@ bench-llm: install-test
 	$(PY) benchmarks/llm_rollouts.py $(if $(wildcard $(VLLM_VENV)/bin/python),--vllm-python $(VLLM_VENV)/bin/python,)
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) runs build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(RL_VENV) $(RLLIB_VENV) runs build dist *.egg-info .pytest_cache .ruff_cache
