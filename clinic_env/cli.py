@@ -97,15 +97,18 @@ def _print_leaderboard(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="Leaderboard (mean ± 95% CI)")
-    columns = ("reward", "history", "differential", "tests", "diagnosis", "rubric", "exact_dx", "cost_usd", "doctor_turns")
+    from clinic_env.leaderboard import FLAGS, METRICS
+
+    table = Table(title="Leaderboard (mean ± 95% CI; columns from the reward registry)")
+    shown = [name for name, _ in METRICS if any(row[name][0] for row in rows) or name in ("reward", "diagnosis")]
+    columns = (*shown, "exact_dx", *FLAGS)
     for col in ("doctor", "n", *columns):
         table.add_column(col, justify="left" if col == "doctor" else "right")
     for row in rows:
         cells = []
         for col in columns:
             mean, ci = row[col]
-            fmt = ".0f" if col in ("cost_usd", "doctor_turns") else ".3f"
+            fmt = ".0f" if col in ("cost_usd", "doctor_turns") else ".2f" if col in FLAGS else ".3f"
             cells.append(f"{mean:{fmt}} ± {ci:{fmt}}")
         n = f"{row['episodes']}" + (f" ({row['errors']} err)" if row["errors"] else "")
         table.add_row(str(row["doctor"]), n, *cells)

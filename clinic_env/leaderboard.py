@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from clinic_env.rewards.registry import COMPONENTS
 
 __all__ = ["METRICS", "leaderboard", "mean_ci"]
 
-#: (column, how to read it from a record)
+#: (column, how to read it from a record): the scalar reward, every outcome component of the
+#: reward registry, then cost and turns.
 METRICS: tuple[tuple[str, str], ...] = (
     ("reward", "totals.reward"),
-    ("history", "totals.history"),
-    ("differential", "totals.differential"),
-    ("tests", "totals.tests"),
-    ("diagnosis", "totals.diagnosis"),
-    ("rubric", "totals.rubric"),
-    ("dynamic_rubric", "totals.dynamic_rubric"),
+    *((name, f"totals.{name}") for name, c in COMPONENTS.items() if c.paid == "end"),
     ("cost_usd", "cost_usd"),
     ("doctor_turns", "doctor_turns"),
 )
+#: Rates of episode flags reported next to the metrics.
+FLAGS = ("unsupported_diagnosis", "dangerous_miss")
 
 # Two-sided 97.5% quantiles of Student's t for small samples (df 1..30); beyond, the normal 1.96.
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -40,22 +40,22 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     return mean, t * math.sqrt(var / n)
 
 
-def _get(record: dict[str, Any], path: str) -> float | None:
+def _get(record: Mapping[str, Any], path: str) -> float | None:
     node: Any = record
     for part in path.split("."):
-        if not isinstance(node, dict) or part not in node:
+        if not hasattr(node, "__getitem__") or part not in node:
             return None
         node = node[part]
     return float(node) if isinstance(node, (int, float)) else None
 
 
-def leaderboard(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def leaderboard(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per doctor: episodes, errors, accuracy and (mean, ci95) for every metric.
 
     A segment the episode never reached counts as 0 (the doctor earned nothing there); episodes
     that crashed count in ``errors`` only.
     """
-    by_doctor: dict[str, list[dict[str, Any]]] = {}
+    by_doctor: dict[str, list[Mapping[str, Any]]] = {}
     for r in records:
         by_doctor.setdefault(str(r.get("doctor")), []).append(r)
     rows = []
@@ -67,6 +67,8 @@ def leaderboard(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             row[name] = mean_ci([v if v is not None else 0.0 for v in vals])
         exact = [r.get("final_diagnosis") == r.get("gold_diagnosis") for r in ok]
         row["exact_dx"] = mean_ci([float(x) for x in exact])
+        for flag in FLAGS:
+            row[flag] = mean_ci([float(flag in (r.get("flags") or ())) for r in ok])
         rows.append(row)
     rows.sort(key=lambda row: -row["reward"][0] if not math.isnan(row["reward"][0]) else math.inf)
     return rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,8 @@ from clinic_env.envs.aec import ConsultationEnv
 from clinic_env.envs.setup import ENV_VERSION
 from clinic_env.patients.metrics import episode_quality
 from clinic_env.policies import Policy, make_policy
+from clinic_env.records import EpisodeRecord, Turn, dump_records, totals_from
+from clinic_env.rewards.facts import Claim
 from clinic_env.rewards.rubric import score_rubric
 from clinic_env.schema.case import Case
 
@@ -33,7 +34,7 @@ def play_episode(
     options: dict[str, Any] | None = None,
     doctor_name: str = "doctor",
     policy_seeds: dict[str, int] | None = None,
-) -> dict[str, Any]:
+) -> EpisodeRecord:
     """Play one episode of an AEC env and return its record (DESIGN.md §5).
 
     Args:
@@ -67,50 +68,34 @@ def play_episode(
 
 
 def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: dict[str, float],
-                   errors: list[str]) -> dict[str, Any]:
-    """The record of the episode ``env`` just finished."""
+                   errors: list[str]) -> EpisodeRecord:
+    """The typed record of the episode ``env`` just finished."""
     eng = env.engine
     case = eng.case
     assert case is not None
     report = score_rubric(eng.rubric, eng.verdicts)
-    score, counts = report.score, report.counts
     doctor_turns = sum(1 for t in eng.turns if t["agent"] == AGENTS[DOCTOR])
-    return {
-        "case_id": case.id,
-        "specialty": case.specialty,
-        "persona": eng.persona.id,
-        "seed": seed,
-        "doctor": doctor_name,
-        "env_version": ENV_VERSION,
-        "rubric_version": env.setup.rubric_version,
-        "catalogue": env.setup.catalogue.fingerprint(),
-        "turns": eng.turns,
-        "totals": {
-            "reward": totals[AGENTS[DOCTOR]],
-            **{k: float(v) for k, v in eng.segment_scores.items()},
-            "rubric": score,
-        },
-        "rubric_counts": counts,
-        "rubric_per_tag": report.per_tag,
-        "dynamic_met": list(eng.dynamic_met),
-        "claims": [{"text": c.text, "verdict": c.verdict, "item": c.item} for c in eng.claims],
-        "hallucination_rate": (sum(c.verdict == "refuted" for c in eng.claims) / len(eng.claims)) if eng.claims else 0.0,
-        "cost_usd": eng.cost,
-        "doctor_turns": doctor_turns,
-        "cycles": eng.cycle,
-        "questions": len(eng.asked),
-        "tests_ordered": list(eng.ordered),
-        "differential": list(eng.differential),
-        "final_diagnosis": eng.final_dx,
-        "gold_diagnosis": case.gold_diagnosis,
-        "terminated": eng.terminated,
-        "truncated": eng.truncated,
-        "end_reason": eng.end_reason,
-        "disclosed": dict(eng.patient.disclosed),
-        "guard_blocks": list(eng.patient.blocks),
-        "patient_quality": episode_quality(eng).as_dict(),
-        "errors": errors,
-    }
+    scores = {**eng.segment_scores, "rubric": eng.segment_scores.get("rubric", report.score)}
+    claims = [c for c in eng.claims if isinstance(c, Claim)]
+    return EpisodeRecord(
+        case_id=case.id, specialty=case.specialty, persona=eng.persona.id, seed=seed, doctor=doctor_name,
+        env_version=ENV_VERSION, rubric_version=env.setup.rubric_version,
+        catalogue=env.setup.catalogue.fingerprint(),
+        turns=[Turn.model_validate(t) for t in eng.turns],
+        totals=totals_from(totals[AGENTS[DOCTOR]], scores),
+        evidence=eng.segment_scores.get("evidence"),
+        flags=list(eng.flags),
+        rubric_counts=report.counts, rubric_per_tag=report.per_tag,
+        dynamic_met=list(eng.dynamic_met),
+        claims=[{"text": c.text, "verdict": c.verdict, "item": c.item} for c in claims],
+        hallucination_rate=(sum(c.verdict == "refuted" for c in claims) / len(claims)) if claims else 0.0,
+        cost_usd=eng.cost, doctor_turns=doctor_turns, cycles=eng.cycle, questions=len(eng.asked),
+        tests_ordered=list(eng.ordered), order_cycles=dict(eng.order_cycle), differential=list(eng.differential),
+        final_diagnosis=eng.final_dx, gold_diagnosis=case.gold_diagnosis,
+        terminated=eng.terminated, truncated=eng.truncated, end_reason=eng.end_reason,
+        disclosed=dict(eng.patient.disclosed), guard_blocks=list(eng.patient.blocks),
+        patient_quality=episode_quality(eng).as_dict(), errors=errors,
+    )
 
 
 def run_batch(
@@ -119,8 +104,8 @@ def run_batch(
     episodes_per_case: int = 1,
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
-    on_episode: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
+) -> list[EpisodeRecord]:
     """Play every case with every doctor against the default patient and examiner.
 
     Each (case, repeat) gets one seed shared by all doctors, so the doctors meet the same persona
@@ -136,7 +121,7 @@ def run_batch(
         on_episode: Called with each record as it finishes (progress bars, streaming writes).
     """
     env = ConsultationEnv(cases=list(cases), **(env_kwargs or {}))
-    records: list[dict[str, Any]] = []
+    records: list[EpisodeRecord] = []
     for name in doctors:
         policies: dict[str, Policy] = {
             AGENTS[0]: make_policy(name, env.info),
@@ -149,9 +134,7 @@ def run_batch(
                 try:
                     record = play_episode(env, policies, s, {"case_id": case.id}, doctor_name=name)
                 except Exception as exc:  # a broken policy must not sink the batch
-                    record = {"case_id": case.id, "doctor": name, "seed": s, "env_version": ENV_VERSION,
-                              "errors": [f"{type(exc).__name__}: {exc}"], "totals": {}, "truncated": True,
-                              "terminated": False, "end_reason": "error"}
+                    record = EpisodeRecord.failed(case.id, name, s, ENV_VERSION, exc)
                 records.append(record)
                 if on_episode is not None:
                     on_episode(record)
@@ -167,7 +150,7 @@ def group(
     patient: Policy | str = "persona",
     examiner: Policy | str = "rubric",
     policy_seed: int = 0,
-) -> list[dict[str, Any]]:
+) -> list[EpisodeRecord]:
     """Run G episodes of the same case and env seed, varying only the doctor's sampling seed.
 
     The env seed fixes the persona and the patient's noise draws, so the group's rewards differ
@@ -207,12 +190,12 @@ def group(
     return records
 
 
-def write_records(records: Iterable[dict[str, Any]], path: str | Path) -> int:
+def write_records(records: Iterable[EpisodeRecord | dict[str, Any]], path: str | Path) -> int:
     """Write records as JSON lines; returns how many were written."""
     n = 0
     with Path(path).open("w", encoding="utf-8") as fh:
-        for record in records:
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for line in dump_records(records):
+            fh.write(line + "\n")
             n += 1
     return n
 

@@ -27,6 +27,7 @@ from clinic_env.envs.text import TextConsultationEnv
 from clinic_env.llm.client import LLMCallError, Usage, track_usage
 from clinic_env.llm.metrics import SpecDecodeCounters, read_spec_metrics
 from clinic_env.llm.policy import LLMPolicy, sampling_offset
+from clinic_env.records import EpisodeRecord
 from clinic_env.rollout import episode_record, episode_seed
 from clinic_env.schema.case import Case
 from clinic_env.schema.loading import load_cases, load_catalogue, load_personas, load_rubric_banks
@@ -37,7 +38,7 @@ PolicySpec = Any  # a name ("persona", "thorough", "llm:MODEL", "vllm:NAME") or 
 _LLM_PREFIXES = ("llm:", "vllm:")
 
 
-class RolloutBatch(list[dict[str, Any]]):
+class RolloutBatch(list[EpisodeRecord]):
     """The episode records of a batch, with batch-level figures as attributes.
 
     Attributes:
@@ -110,7 +111,7 @@ async def _act(policy: Any, obs: dict[str, Any], agent: str) -> Any:
 
 
 async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, seed: int, member: int,
-                doctor_name: str) -> dict[str, Any]:
+                doctor_name: str) -> EpisodeRecord:
     usage = Usage()
     track_usage(usage)  # this task's context only: concurrent episodes keep their own counts
     sampling_offset(member)
@@ -171,7 +172,7 @@ async def arun(
     retries: int | None = None,
     doctor_name: str | None = None,
     metrics_url: str | None = None,
-    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
 ) -> RolloutBatch:
     """Play a batch of text-mode episodes with up to ``concurrency`` in flight.
 
@@ -225,7 +226,7 @@ async def arun(
             for member in range(group_size):
                 jobs.put_nowait((n, case, s, member))
                 n += 1
-    results: list[dict[str, Any] | None] = [None] * n
+    results: list[EpisodeRecord | None] = [None] * n
     start = time.perf_counter()
 
     async def worker(env: TextConsultationEnv) -> None:
@@ -235,9 +236,8 @@ async def arun(
             try:
                 record = await asyncio.create_task(_play(env, policies, case, s, member, str(name)))
             except Exception as exc:  # a broken policy must not sink the batch
-                record = {"case_id": case.id, "doctor": str(name), "seed": s, "env_version": ENV_VERSION,
-                          "group": f"{case.id}:{s}", "group_index": member, "errors": [f"{type(exc).__name__}: {exc}"],
-                          "totals": {}, "truncated": True, "terminated": False, "end_reason": "error"}
+                record = EpisodeRecord.failed(case.id, str(name), s, ENV_VERSION, exc,
+                                              group=f"{case.id}:{s}", group_index=member)
             results[i] = record
             if on_episode is not None:
                 on_episode(record)

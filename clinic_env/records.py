@@ -1,0 +1,169 @@
+"""Typed episode records (DESIGN.md §5): what every rollout writes, one JSON object per line.
+
+:class:`EpisodeRecord` and :class:`Turn` are pydantic models, so a record is validated when it is
+made and when it is read back (:func:`load_records`). ``totals`` holds the scalar reward and one
+entry per reward component of the registry (:mod:`clinic_env.rewards.registry`), 0 for a
+component the episode did not produce, so every record has the same keys.
+
+For code written against the first release's plain dicts, both models also answer ``record["key"]``,
+``record.get("key", default)`` and ``record.update(key=value)`` (validated).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from clinic_env.rewards.registry import COMPONENTS
+
+__all__ = ["EpisodeRecord", "Turn", "load_records", "totals_from"]
+
+
+class _MappingAccess(BaseModel):
+    """Dict-style read access (and validated ``update``) on a model."""
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    def __getitem__(self, key: str) -> Any:
+        if key in type(self).model_fields or (self.model_extra and key in self.model_extra):
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (key in type(self).model_fields or bool(self.model_extra and key in self.model_extra))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The field ``key``, or ``default`` when it is unset (None) or unknown."""
+        value = getattr(self, key, None) if key in self else None
+        return default if value is None else value
+
+    def keys(self) -> list[str]:
+        """Field names (set fields and extras)."""
+        return list(self.model_dump(exclude_none=True))
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(name, value)`` of the set fields, values as plain JSON-compatible data."""
+        return list(self.model_dump(mode="json", exclude_none=True).items())
+
+    def update(self, **values: Any) -> None:
+        """Set fields (validated)."""
+        for key, value in values.items():
+            setattr(self, key, value)
+
+
+class Turn(_MappingAccess):
+    """One agent action of an episode."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    cycle: int
+    agent: str
+    segment: str
+    action: str
+    text: str | None = None
+    reward_components: dict[str, float] = Field(default_factory=dict)
+    violations: list[str] | None = Field(default=None, description="Doctor turns: SPAR violations of the step.")
+    said: str | None = Field(default=None, description="Text mode: the agent's own words.")
+    # Patient turns (clinic_env.patients.session):
+    fact: str | None = Field(default=None, description="The history item answered.")
+    mode: str | None = Field(default=None, description="How it was answered (truthful, vague, ...).")
+    disclosed: dict[str, float] | None = Field(default=None, description="Case facts the answer disclosed (id -> credit).")
+    free_text: bool | None = None
+    guard: list[str] | str | None = Field(default=None, description="What the leak guard blocked.")
+    tangent: str | bool | None = None
+    contradiction: bool | None = None
+    interruption: str | None = Field(default=None, description="An anxious aside shown to the doctor only.")
+
+
+class EpisodeRecord(_MappingAccess):
+    """One finished (or failed) episode."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    case_id: str
+    doctor: str
+    seed: int
+    env_version: str
+    specialty: str | None = None
+    persona: str | None = None
+    rubric_version: str | None = None
+    catalogue: str | None = Field(default=None, description="Catalogue fingerprint (action indices).")
+    turns: list[Turn] = Field(default_factory=list)
+    totals: dict[str, float] = Field(default_factory=dict, description="reward + every registered component.")
+    evidence: float | None = Field(default=None, description="Share of the best confirmatory alternative obtained.")
+    flags: list[str] = Field(default_factory=list,
+                             description="unsupported_diagnosis, dangerous_miss, patience_exhausted.")
+    rubric_counts: dict[str, int] = Field(default_factory=dict)
+    rubric_per_tag: dict[str, float] = Field(default_factory=dict)
+    dynamic_met: list[str | None] = Field(default_factory=list)
+    claims: list[dict[str, Any]] = Field(default_factory=list)
+    hallucination_rate: float = 0.0
+    cost_usd: float = 0.0
+    doctor_turns: int = 0
+    cycles: int = 0
+    questions: int = 0
+    tests_ordered: list[str] = Field(default_factory=list)
+    order_cycles: dict[str, int] = Field(default_factory=dict, description="Test id -> cycle first ordered.")
+    differential: list[str] = Field(default_factory=list)
+    final_diagnosis: str | None = None
+    gold_diagnosis: str | None = None
+    terminated: bool = False
+    truncated: bool = False
+    end_reason: str | None = None
+    disclosed: dict[str, Any] = Field(default_factory=dict)
+    guard_blocks: list[dict[str, Any]] = Field(default_factory=list)
+    patient_quality: dict[str, Any] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+    # Set by particular rollouts:
+    group: str | None = None
+    group_index: int | None = None
+    policy_seed: int | None = None
+    usage: dict[str, Any] | None = None
+    text_events: list[Any] | None = None
+    wall_s: float | None = None
+
+    @property
+    def unsupported_diagnosis(self) -> bool:
+        """A right (or partly right) label given without any of its confirmatory evidence."""
+        return "unsupported_diagnosis" in self.flags
+
+    @property
+    def dangerous_miss(self) -> bool:
+        """A must-not-miss gold diagnosis was not given."""
+        return "dangerous_miss" in self.flags
+
+    @classmethod
+    def failed(cls, case_id: str, doctor: str, seed: int, env_version: str, error: BaseException,
+               **extra: Any) -> EpisodeRecord:
+        """The record of an episode that crashed (it counts in ``errors`` only)."""
+        return cls(case_id=case_id, doctor=doctor, seed=seed, env_version=env_version,
+                   errors=[f"{type(error).__name__}: {error}"], truncated=True, end_reason="error", **extra)
+
+    def to_json(self) -> str:
+        """One JSON line (no newline)."""
+        return json.dumps(self.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+
+
+def totals_from(reward: float, scores: dict[str, float]) -> dict[str, float]:
+    """``totals`` of a record: the scalar reward and every registered component (0 when absent)."""
+    out = {"reward": float(reward)}
+    out.update({name: float(scores.get(name, 0.0)) for name in COMPONENTS})
+    return out
+
+
+def load_records(path: str | Path) -> Iterator[EpisodeRecord]:
+    """Read a ``results.jsonl`` back, validating every line."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield EpisodeRecord.model_validate_json(line)
+
+
+def dump_records(records: Iterable[EpisodeRecord | dict[str, Any]]) -> Iterator[str]:
+    """JSON lines of records (models or plain dicts)."""
+    for record in records:
+        yield record.to_json() if isinstance(record, EpisodeRecord) else json.dumps(record, ensure_ascii=False)
