@@ -1,7 +1,12 @@
 """A naive-Bayes belief over diagnoses, read from the doctor's observation vector.
 
-Likelihoods come from the diagnosis catalogue's ``features`` (P(finding | diagnosis)); a finding a
-diagnosis does not list has the background rate ``base``. Only diagnoses plausible for the
+Likelihoods P(finding | diagnosis) hold every diagnosis to the same standard, so that the scripted
+baselines are a yardstick, not a lookup of the bundled cases' answers
+(:func:`likelihood_features`): a diagnosis with a knowledge-base profile takes its features from
+that profile (history P(present), exam and test P(abnormal), the same numbers the case generator
+draws from), any other from the diagnosis catalogue's ``features``; then every diagnosis keeps its
+``max_features`` (8) most informative features. A finding a diagnosis does not list has the
+background rate ``base``. Only diagnoses plausible for the
 patient's age and sex are candidates; the prior is the catalogue prior times the likelihood of the
 presenting complaint. Used by the scripted doctors; simplified on purpose (findings are treated as
 independent given the diagnosis).
@@ -12,8 +17,42 @@ from __future__ import annotations
 import numpy as np
 
 from clinic_env.envs.setup import EnvInfo
+from clinic_env.schema.catalogue import Catalogue
 
-__all__ = ["Belief"]
+__all__ = ["MAX_FEATURES", "Belief", "likelihood_features"]
+
+#: Features every diagnosis keeps (the catalogue's median is 9; gold diagnoses once had ~16).
+MAX_FEATURES = 8
+_P_MIN, _P_MAX = 0.02, 0.97
+
+
+def likelihood_features(cat: Catalogue, max_features: int = MAX_FEATURES, base: float = 0.05,
+                        knowledge: bool = True) -> dict[str, dict[str, float]]:
+    """P(finding | diagnosis) for every diagnosis of ``cat``, to one standard.
+
+    Args:
+        cat: The catalogue (features naming items outside it are dropped).
+        max_features: Features kept per diagnosis: the largest ``|log(p / base)|``.
+        base: Background rate of an unlisted finding.
+        knowledge: Derive features from the knowledge base where a condition has the code.
+    """
+    profiles: dict[str, dict[str, float]] = {}
+    if knowledge:
+        from clinic_env.generate.knowledge import load_knowledge
+
+        for cond in load_knowledge().conditions.values():
+            feats: dict[str, float] = {}
+            for key, entry in (*cond.history.items(), *cond.exam.items(), *cond.tests.items()):
+                if entry.sex is None and entry.ages is None:
+                    feats[key] = min(max(entry.p, _P_MIN), _P_MAX)
+            profiles.setdefault(cond.code, feats)
+    out: dict[str, dict[str, float]] = {}
+    for code, dx in cat.diagnoses.items():
+        feats = profiles.get(code, dx.features)
+        known = {k: p for k, p in feats.items() if k in cat.history or k in cat.tests}
+        ranked = sorted(known.items(), key=lambda kv: (-abs(np.log(kv[1] / base)), kv[0]))
+        out[code] = dict(ranked[:max_features])
+    return out
 
 
 def _entropy(p: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -27,9 +66,10 @@ class Belief:
     Args:
         info: The env's description (catalogue and observation layout).
         base: Background probability of a finding a diagnosis does not list.
+        max_features: Features kept per diagnosis (see :func:`likelihood_features`).
     """
 
-    def __init__(self, info: EnvInfo, base: float = 0.05) -> None:
+    def __init__(self, info: EnvInfo, base: float = 0.05, max_features: int = MAX_FEATURES) -> None:
         cat, lay = info.catalogue, info.layout
         self.info = info
         self.codes = cat.diagnosis_codes
@@ -38,8 +78,9 @@ class Belief:
         lik = np.full((len(self.codes), n_h + n_t), base, np.float64)
         col = {h: i for i, h in enumerate(cat.history_ids)}
         col.update({t: n_h + i for i, t in enumerate(cat.test_ids)})
+        features = likelihood_features(cat, max_features, base)
         for d, code in enumerate(self.codes):
-            for key, p in cat.diagnoses[code].features.items():
+            for key, p in features[code].items():
                 lik[d, col[key]] = p
         self.lik = lik
         self.log_yes = np.log(lik)
