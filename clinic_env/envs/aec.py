@@ -24,17 +24,22 @@ OBSERVATION_MODES = ("hybrid", "numeric")
 INFO_MODES = ("flat", "full")
 
 
-def check_modes(observation: str, infos: str) -> None:
-    """A clear ValueError for an unknown ``observation`` or ``infos`` mode."""
+def check_modes(observation: str, infos: str, obs_key: str = "observation") -> None:
+    """A clear ValueError for an unknown ``observation`` or ``infos`` mode or a bad ``obs_key``."""
     if observation not in OBSERVATION_MODES:
         raise ValueError(f"observation must be one of {list(OBSERVATION_MODES)}, got {observation!r}")
     if infos not in INFO_MODES:
         raise ValueError(f"infos must be one of {list(INFO_MODES)}, got {infos!r}")
+    if obs_key not in ("observation", "observations"):
+        raise ValueError(f"obs_key must be 'observation' or 'observations', got {obs_key!r}")
+    if obs_key != "observation" and observation != "numeric":
+        raise ValueError("obs_key='observations' (RLlib's action-masking module) needs observation='numeric'")
 
 
-def build_spaces(n_obs: int, n_actions: int, observation: str = "hybrid") -> tuple[gymnasium.spaces.Dict, gymnasium.spaces.Discrete]:
+def build_spaces(n_obs: int, n_actions: int, observation: str = "hybrid",
+                 obs_key: str = "observation") -> tuple[gymnasium.spaces.Dict, gymnasium.spaces.Discrete]:
     """The observation and action spaces every agent shares."""
-    spaces: dict[str, gymnasium.Space[Any]] = {"observation": gymnasium.spaces.Box(0.0, 1.0, (n_obs,), np.float32)}
+    spaces: dict[str, gymnasium.Space[Any]] = {obs_key: gymnasium.spaces.Box(0.0, 1.0, (n_obs,), np.float32)}
     if observation == "hybrid":
         spaces["transcript"] = gymnasium.spaces.Text(MAX_TRANSCRIPT_CHARS, min_length=0, charset=CHARSET)
     spaces["action_mask"] = gymnasium.spaces.Box(0, 1, (n_actions,), np.int8)
@@ -82,7 +87,8 @@ class ConsultationEnv(AECEnv):
     **Observation space.** ``observation="hybrid"`` (default): ``Dict(observation=Box(0, 1, (M,),
     float32), transcript=Text, action_mask=Box(0, 1, (N,), int8))``, the same for all agents;
     ``observation="numeric"``: the same without ``transcript`` (for SuperSuit, Tianshou, TorchRL and
-    RLlib). The vector layout is :class:`~clinic_env.core.layout.ObservationLayout` (answers as
+    RLlib; ``obs_key="observations"`` renames the vector's key to the one RLlib's action-masking
+    module reads). The vector layout is :class:`~clinic_env.core.layout.ObservationLayout` (answers as
     yes / no / vague / withheld, results as normal / mildly / markedly abnormal); fields an agent
     may not see are 0 (the doctor never sees the case's truth or the rule verdicts).
     ``transcript`` is the dialogue the agent may read (the newest 16,384 characters).
@@ -145,6 +151,7 @@ class ConsultationEnv(AECEnv):
                             tests)
     ``interruption_share``  float in [0, 1] or None                      None (each persona's rate)
     ``observation``         ``"hybrid"`` or ``"numeric"``                ``"hybrid"``
+    ``obs_key``             ``"observation"`` or ``"observations"``      ``"observation"``
     ``infos``               ``"flat"`` or ``"full"``                     ``"flat"``
     ``render_mode``         ``"ansi"``, ``"human"`` or None              None
     ======================  ==========================================  =================================
@@ -170,17 +177,17 @@ class ConsultationEnv(AECEnv):
     metadata = {"name": "clinic_consultation_v1", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
     def __init__(self, render_mode: str | None = None, observation: str = "hybrid", infos: str = "flat",
-                 **kwargs: Any) -> None:
+                 obs_key: str = "observation", **kwargs: Any) -> None:
         super().__init__()
-        check_modes(observation, infos)
+        check_modes(observation, infos, obs_key)
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
-        self.observation_mode, self.info_mode = observation, infos
+        self.observation_mode, self.info_mode, self.obs_key = observation, infos, obs_key
         self.setup = resolve_setup(**kwargs)
         self.engine = self.setup.engine()
         self.info: EnvInfo = self.setup.info(self.engine)
         self.possible_agents = list(AGENTS)
         self.agents = list(AGENTS)
-        self._obs_space, self._act_space = build_spaces(self.engine.layout.size, self.engine.table.n, observation)
+        self._obs_space, self._act_space = build_spaces(self.engine.layout.size, self.engine.table.n, observation, obs_key)
         self.np_random, _ = seeding.np_random(None)
         self.episode_seed: int | None = None
 
@@ -221,7 +228,7 @@ class ConsultationEnv(AECEnv):
         i = _INDEX[agent]
         eng = self.engine
         if self.observation_mode == "numeric":
-            return {"observation": eng.observe(i), "action_mask": eng.masks[i].copy()}
+            return {self.obs_key: eng.observe(i), "action_mask": eng.masks[i].copy()}
         return {"observation": eng.observe(i), "transcript": eng.view_text(i), "action_mask": eng.masks[i].copy()}
 
     def _credit(self, agent: str, components: dict[str, float]) -> None:

@@ -29,16 +29,16 @@ class ConsultationParallelEnv(ParallelEnv):
     metadata = {"name": "clinic_consultation_v1", "render_modes": ["ansi", "human"], "is_parallelizable": True}
 
     def __init__(self, render_mode: str | None = None, observation: str = "hybrid", infos: str = "flat",
-                 **kwargs: Any) -> None:
-        check_modes(observation, infos)
+                 obs_key: str = "observation", **kwargs: Any) -> None:
+        check_modes(observation, infos, obs_key)
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
-        self.observation_mode, self.info_mode = observation, infos
+        self.observation_mode, self.info_mode, self.obs_key = observation, infos, obs_key
         self.setup = resolve_setup(**kwargs)
         self.engine = self.setup.engine()
         self.info: EnvInfo = self.setup.info(self.engine)
         self.possible_agents = list(AGENTS)
         self.agents = list(AGENTS)
-        self._obs_space, self._act_space = build_spaces(self.engine.layout.size, self.engine.table.n, observation)
+        self._obs_space, self._act_space = build_spaces(self.engine.layout.size, self.engine.table.n, observation, obs_key)
         self.np_random, _ = seeding.np_random(None)
 
     def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
@@ -50,7 +50,7 @@ class ConsultationParallelEnv(ParallelEnv):
     def _observe(self, i: int) -> dict[str, Any]:
         eng = self.engine
         if self.observation_mode == "numeric":
-            return {"observation": eng.observe(i), "action_mask": eng.masks[i].copy()}
+            return {self.obs_key: eng.observe(i), "action_mask": eng.masks[i].copy()}
         return {"observation": eng.observe(i), "transcript": eng.view_text(i), "action_mask": eng.masks[i].copy()}
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
