@@ -56,7 +56,7 @@ def evolve(
     from clinic_env.schema import load_cases
 
     doctors = doctor or ["shotgun"]
-    baselines = [b for b in (baseline if baseline is not None else ["info-gain"]) if b not in doctors]
+    baselines = [b for b in (baseline if baseline is not None else ["thorough", "info-gain"]) if b not in doctors]
     library = exit_on_data_error(lambda: load_cases(cases))
     out = out or Path("runs") / datetime.datetime.now().strftime("evolve-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)

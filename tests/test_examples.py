@@ -26,7 +26,8 @@ def test_evolve_rubrics_example_shows_the_shotgun_doctor_losing() -> None:
     res = subprocess.run([sys.executable, str(EXAMPLES / "evolve_rubrics.py")], capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["shotgun_before"] > out["infogain_before"]
-    assert out["shotgun_after"] < out["infogain_after"]
+    assert out["shotgun_before"] > out["thorough_before"] > out["infogain_before"]
+    assert out["shotgun_after"] < out["thorough_after"]
+    assert abs(out["thorough_after"] - out["thorough_before"]) < 0.05
     assert abs(out["infogain_after"] - out["infogain_before"]) < 0.05
     assert out["admitted"] and out["bank_version"] >= 1
