@@ -20,6 +20,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -54,6 +55,9 @@ from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.persona import Persona
 from clinic_env.schema.rubric import RubricItem
 
+if TYPE_CHECKING:
+    from clinic_env.rewards.facts import Judge
+
 __all__ = ["AGENTS", "DOCTOR", "EXAMINER", "PATIENT", "SEGMENTS", "Budgets", "Consultation", "action_index"]
 
 AGENTS = ("doctor_0", "patient_0", "examiner_0")
@@ -63,6 +67,9 @@ HISTORY, DIFFERENTIAL, TESTS, DIAGNOSIS = 0, 1, 2, 3
 _LITERACY = {"low": 0.0, "medium": 0.5, "high": 1.0}
 _VIEWER = ("doctor", "patient", "examiner")
 _OUTCOMES = tuple(name for name, c in COMPONENTS.items() if c.paid == "end")
+# The flat infos' reward keys, built once: flat_info copies the zero template every step.
+_REWARD_KEYS = {name: f"reward/{name}" for name in COMPONENTS}
+_FLAT_ZERO: dict[str, object] = dict.fromkeys(_REWARD_KEYS.values(), 0.0)
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ class Consultation:
         # Dynamic rubric items (rewards/evolution.py) for a case id; rule-checked at episode end.
         self.dynamic_items = dynamic_items
         # Fact-aware reward: judge for claims naming no catalogue item (rewards/facts.py).
-        self.fact_judge: Callable[..., object] | None = None
+        self.fact_judge: Judge | None = None
         self.fact_checker: object | None = None
         # Extra core items for a case (the global principles that apply to it).
         self.case_items = case_items
@@ -160,7 +167,8 @@ class Consultation:
         self._answer_mask_contra = self._answer_mask.copy()
         self._answer_mask_contra[t.answer("contradict")] = 1
         # A persona withholds only until asked twice or directly: then withholding is not legal.
-        self._answer_masks_asked = (self._answer_mask.copy(), self._answer_mask_contra.copy())
+        self._answer_masks_asked: tuple[np.ndarray, np.ndarray] = (self._answer_mask.copy(),
+                                                                   self._answer_mask_contra.copy())
         for m in self._answer_masks_asked:
             m[t.answer("withhold")] = 0
         self._verdict_mask = np.zeros(n, np.int8)
@@ -188,6 +196,8 @@ class Consultation:
         self.ordered: list[str] = []
         self.order_cycle: dict[str, int] = {}
         self.violations: list[list[str]] = []
+        self._repeats = 0
+        self._view: EpisodeView | None = None
         self.dynamic_met: list[str | None] = []
         self.claims: list[object] = []
         self.step_violations: list[str] = []
@@ -217,7 +227,7 @@ class Consultation:
         pub[lay.AGE] = min(case.demographics.age / 100.0, 1.0)
         pub[lay.SEX + (case.demographics.sex == "F")] = 1.0
         pub[lay.hx_yes + self._hx_index[case.presenting_complaint]] = 1.0
-        self.pub = pub
+        self.pub: np.ndarray = pub
         self._case_present = np.zeros(n_h, np.float32)
         for key, fact in case.history.items():
             if fact.present:
@@ -428,6 +438,8 @@ class Consultation:
         if said and a >= t.order0:
             self.transcript.add("all", f"Doctor: {sanitise(said)}")
         self.violations.append(violations)
+        self._repeats += violations.count("repeated_question") + violations.count("repeated_test")
+        self._view = None  # the doctor's action changed what rule checks see
         self.step_violations = violations
         self._log(DOCTOR, name, text, comps, violations, segment)
         if said:
@@ -552,9 +564,8 @@ class Consultation:
         scored as a failed one: the segment in progress as it stands, unreached segments and the
         missing diagnosis 0, ``incomplete`` -1 and unjudged rubric items judged by rule or failed."""
         cut_short = self.final_dx is None
-        if cut_short and self.segment <= DIAGNOSIS and SEGMENTS[self.segment] not in self.segment_scores:
-            if self.segment != DIAGNOSIS:
-                self._score(self.segment)
+        if cut_short and self.segment < DIAGNOSIS and SEGMENTS[self.segment] not in self.segment_scores:
+            self._score(self.segment)
         for name in SEGMENTS:
             self.segment_scores.setdefault(name, 0.0)
         if cut_short:
@@ -598,10 +609,13 @@ class Consultation:
 
     # ----------------------------------------------------------------------------- views
     def episode_view(self) -> EpisodeView:
-        """The facts rule checks look at."""
-        repeats = sum(v.count("repeated_question") + v.count("repeated_test") for v in self.violations)
-        return EpisodeView(self.asked.keys(), set(self.ordered), self.cost, tuple(self.differential), self.final_dx,
-                           repeats, self.order_cycle)
+        """The facts rule checks look at (built once per doctor action: only the doctor's actions
+        change them, and the examiner reads them every grading cycle)."""
+        view = self._view
+        if view is None:
+            view = self._view = EpisodeView(self.asked.keys(), set(self.ordered), self.cost, tuple(self.differential),
+                                            self.final_dx, self._repeats, self.order_cycle)
+        return view
 
     def rule_verdict(self, i: int) -> bool | None:
         """The rule check's verdict on rubric item ``i`` (None when it has no check)."""
@@ -624,7 +638,7 @@ class Consultation:
     def observe(self, agent: int) -> np.ndarray:
         """The observation vector of ``agent`` (a fresh array)."""
         lay = self.layout
-        v = self.pub.copy()
+        v: np.ndarray = self.pub.copy()
         v[lay.ROLE + agent] = 1.0
         if agent == PATIENT:
             assert self.case is not None
@@ -652,7 +666,8 @@ class Consultation:
 
     def observe_doctor(self) -> np.ndarray:
         """The doctor's own numeric view (:attr:`ObservationLayout.doctor_index`)."""
-        return self.pub[self.layout.doctor_index]
+        view: np.ndarray = self.pub[self.layout.doctor_index]
+        return view
 
     def step_info(self, components: dict[str, float], illegal: bool) -> dict[str, object]:
         """The full ``infos`` entry of an agent (``infos="full"``; end-of-episode fields when over)."""
@@ -668,7 +683,11 @@ class Consultation:
         """The flat ``infos`` entry (the default): the same scalar keys at reset and at every step,
         ``reward/<component>`` for every registered component, ``n_violations``, ``illegal_action``,
         ``segment`` (0-3) and ``cycle``."""
-        info: dict[str, object] = {f"reward/{name}": float(components.get(name, 0.0)) for name in COMPONENTS}
+        info = dict(_FLAT_ZERO)
+        for name, value in components.items():
+            key = _REWARD_KEYS.get(name)
+            if key is not None:
+                info[key] = float(value)
         info["n_violations"] = int(violations)
         info["illegal_action"] = bool(illegal)
         info["segment"] = min(self.segment, 3)
