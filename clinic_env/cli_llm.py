@@ -13,6 +13,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from clinic_env.records import EpisodeRecord
+
 __all__ = ["play_doctors", "serve_app"]
 
 serve_app = typer.Typer(help="Launch an OpenAI-compatible LLM server (vLLM or SGLang) with EAGLE-3 drafting.",
@@ -21,8 +23,8 @@ serve_app = typer.Typer(help="Launch an OpenAI-compatible LLM server (vLLM or SG
 
 def play_doctors(cases: Sequence[Any], doctors: Sequence[str], episodes_per_case: int, seed: int,
                  env_kwargs: dict[str, Any], api_base: str | None = None, concurrency: int = 8,
-                 timeout: float = 60.0, on_episode: Callable[[dict[str, Any]], None] | None = None,
-                 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                 timeout: float = 60.0, on_episode: Callable[[EpisodeRecord], None] | None = None,
+                 ) -> tuple[list[EpisodeRecord], dict[str, Any]]:
     """Play ``cases`` with each doctor: structured ones through :func:`clinic_env.rollout.run_batch`
     (as before), ``llm:MODEL`` ones through :func:`clinic_env.rollout.arun` in text mode with
     ``concurrency`` episodes in flight. Returns the records and, per LLM doctor, the batch's usage,

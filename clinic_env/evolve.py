@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from clinic_env.leaderboard import leaderboard
+from clinic_env.records import EpisodeRecord
 from clinic_env.rewards.config import RewardConfig
 from clinic_env.rewards.evolution import (
     DynamicBank,
@@ -45,8 +46,8 @@ class EvolutionResult:
     before: list[dict[str, Any]] = field(default_factory=list)
     after: list[dict[str, Any]] = field(default_factory=list)
     rounds: list[dict[str, Any]] = field(default_factory=list)
-    records_before: list[dict[str, Any]] = field(default_factory=list)
-    records_after: list[dict[str, Any]] = field(default_factory=list)
+    records_before: list[EpisodeRecord] = field(default_factory=list)
+    records_after: list[EpisodeRecord] = field(default_factory=list)
 
     def mean_reward(self, doctor: str, when: str = "after") -> float:
         """Mean total reward of ``doctor`` in the ``before`` or ``after`` table."""
@@ -76,7 +77,7 @@ def run_evolution(
     review_path: str | Path | None = None,
     log_path: str | Path | None = None,
     max_cycles: int = 1200,
-    on_episode: Callable[[dict[str, Any]], None] | None = None,
+    on_episode: Callable[[EpisodeRecord], None] | None = None,
     llm_miner: LLMMiner | None = None,
 ) -> EvolutionResult:
     """Evolve a dynamic rubric bank against ``doctors`` and compare them with ``baselines``.
@@ -109,7 +110,7 @@ def run_evolution(
     review = load_review(review_path) if review_path else None
     result = EvolutionResult(bank=bank)
 
-    def play(names: Sequence[str]) -> list[dict[str, Any]]:
+    def play(names: Sequence[str]) -> list[EpisodeRecord]:
         env_kwargs: dict[str, Any] = {"reward_config": reward, "max_cycles": max_cycles,
                                       "dynamic_rubric": bank.model_copy(deep=True)}
         if persona:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from clinic_env.records import RecordLike
 from clinic_env.rewards.registry import COMPONENTS
 
 __all__ = ["METRICS", "leaderboard", "mean_ci"]
@@ -40,7 +41,7 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     return mean, t * math.sqrt(var / n)
 
 
-def _get(record: Mapping[str, Any], path: str) -> float | None:
+def _get(record: RecordLike, path: str) -> float | None:
     node: Any = record
     for part in path.split("."):
         if not hasattr(node, "__getitem__") or part not in node:
@@ -49,13 +50,13 @@ def _get(record: Mapping[str, Any], path: str) -> float | None:
     return float(node) if isinstance(node, (int, float)) else None
 
 
-def leaderboard(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def leaderboard(records: Iterable[RecordLike]) -> list[dict[str, Any]]:
     """One row per doctor: episodes, errors, accuracy and (mean, ci95) for every metric.
 
     A segment the episode never reached counts as 0 (the doctor earned nothing there); episodes
     that crashed count in ``errors`` only.
     """
-    by_doctor: dict[str, list[Mapping[str, Any]]] = {}
+    by_doctor: dict[str, list[RecordLike]] = {}
     for r in records:
         by_doctor.setdefault(str(r.get("doctor")), []).append(r)
     rows = []

@@ -12,15 +12,15 @@ For code written against the first release's plain dicts, both models also answe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinic_env.rewards.registry import COMPONENTS
 
-__all__ = ["EpisodeRecord", "Turn", "load_records", "totals_from"]
+__all__ = ["EpisodeRecord", "RecordLike", "Turn", "dump_records", "load_records", "totals_from"]
 
 
 class _MappingAccess(BaseModel):
@@ -146,6 +146,10 @@ class EpisodeRecord(_MappingAccess):
     def to_json(self) -> str:
         """One JSON line (no newline)."""
         return json.dumps(self.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+
+
+#: What record consumers accept: a typed record or a plain dict read from an older JSONL file.
+RecordLike = Union["EpisodeRecord", Mapping[str, Any]]
 
 
 def totals_from(reward: float, scores: dict[str, float]) -> dict[str, float]:

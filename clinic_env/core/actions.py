@@ -72,11 +72,11 @@ class ActionTable:
 
     def index(self, name: str) -> int:
         """Index of an action name such as ``ask:hx.onset`` (raises KeyError if unknown)."""
-        try:
-            return self._index[name]
-        except AttributeError:
-            object.__setattr__(self, "_index", {n: i for i, n in enumerate(self.names)})
-            return self._index[name]
+        index: dict[str, int] | None = self.__dict__.get("_index")
+        if index is None:
+            index = {n: i for i, n in enumerate(self.names)}
+            object.__setattr__(self, "_index", index)
+        return index[name]
 
     def ask(self, history_id: str) -> int:
         """Index of ``ask:<history_id>``."""

@@ -104,7 +104,8 @@ class ObservationLayout:
 
     def asked(self, v: np.ndarray) -> np.ndarray:
         """Boolean (N_h,): the item has been answered in some way (or is the presenting complaint)."""
-        return self.hx_states(v).any(axis=0)
+        out: np.ndarray = np.any(self.hx_states(v), axis=0)
+        return out
 
     def test_grades(self, v: np.ndarray) -> np.ndarray:
         """A (3, N_t) view: rows normal, mildly abnormal, markedly abnormal."""
@@ -112,13 +113,16 @@ class ObservationLayout:
 
     def ordered(self, v: np.ndarray) -> np.ndarray:
         """Boolean (N_t,): the test has been ordered (its result is back)."""
-        return self.test_grades(v).any(axis=0)
+        out: np.ndarray = np.any(self.test_grades(v), axis=0)
+        return out
 
     def abnormal(self, v: np.ndarray) -> np.ndarray:
         """Boolean (N_t,): the result is mildly or markedly abnormal."""
         g = self.test_grades(v)
-        return (g[1] > 0) | (g[2] > 0)
+        out: np.ndarray = (g[1] > 0) | (g[2] > 0)
+        return out
 
     def listed(self, v: np.ndarray) -> np.ndarray:
         """(N_d,): 1 where the diagnosis is in the differential."""
-        return v[self.dx_listed : self.dx_listed + self.n_dx]
+        out: np.ndarray = v[self.dx_listed : self.dx_listed + self.n_dx]
+        return out

@@ -46,7 +46,7 @@ def build_spaces(n_obs: int, n_actions: int, observation: str = "hybrid",
     return gymnasium.spaces.Dict(spaces), gymnasium.spaces.Discrete(n_actions)
 
 
-class ConsultationEnv(AECEnv):
+class ConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no type information
     """A clinical consultation between a doctor, a simulated patient and an examiner.
 
     **Agents.** ``doctor_0`` (usually the learner), ``patient_0`` (answers from the case, in the
@@ -174,7 +174,8 @@ class ConsultationEnv(AECEnv):
     flat infos. v0 (0.1.0): initial release.
     """
 
-    metadata = {"name": "clinic_consultation_v1", "render_modes": ["ansi", "human"], "is_parallelizable": True}
+    metadata: dict[str, Any] = {"name": "clinic_consultation_v1", "render_modes": ["ansi", "human"],
+                                "is_parallelizable": True, "render_fps": 1}
 
     def __init__(self, render_mode: str | None = None, observation: str = "hybrid", infos: str = "flat",
                  obs_key: str = "observation", **kwargs: Any) -> None:

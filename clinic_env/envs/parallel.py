@@ -15,7 +15,7 @@ from clinic_env.envs.setup import EnvInfo, check_render_mode, resolve_setup
 __all__ = ["ConsultationParallelEnv"]
 
 
-class ConsultationParallelEnv(ParallelEnv):
+class ConsultationParallelEnv(ParallelEnv):  # type: ignore[misc]  # pettingzoo ships no type information
     """Parallel form of :class:`~clinic_env.envs.aec.ConsultationEnv` (same arguments, spaces,
     rewards and episode end).
 
@@ -26,7 +26,8 @@ class ConsultationParallelEnv(ParallelEnv):
     no agent receives anything after the end.
     """
 
-    metadata = {"name": "clinic_consultation_v1", "render_modes": ["ansi", "human"], "is_parallelizable": True}
+    metadata: dict[str, Any] = {"name": "clinic_consultation_v1", "render_modes": ["ansi", "human"],
+                                "is_parallelizable": True, "render_fps": 1}
 
     def __init__(self, render_mode: str | None = None, observation: str = "hybrid", infos: str = "flat",
                  obs_key: str = "observation", **kwargs: Any) -> None:

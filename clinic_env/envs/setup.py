@@ -105,10 +105,10 @@ class EnvSetup:
         else:
             case = self.cases[int(rng.integers(len(self.cases)))]
         if persona_id is not None:
-            found = [p for p in self.personas if p.id == persona_id]
-            if not found:
+            personas = [p for p in self.personas if p.id == persona_id]
+            if not personas:
                 raise KeyError(f"options['persona_id']={persona_id!r} is not among the env's personas")
-            persona = found[0]
+            persona = personas[0]
         else:
             persona = self.personas[int(rng.integers(len(self.personas)))]
         return case, persona

@@ -28,7 +28,7 @@ from typing import Any
 import gymnasium
 
 from clinic_env.core.actions import WAIT
-from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, PATIENT, SEGMENTS, Consultation
+from clinic_env.core.engine import AGENTS, DOCTOR, EXAMINER, PATIENT, Consultation
 from clinic_env.core.text import CHARSET
 from clinic_env.core.transcript import MAX_TRANSCRIPT_CHARS
 from clinic_env.envs.aec import ConsultationEnv
@@ -196,6 +196,7 @@ class TextDoctorEnv(DoctorEnv):
         if text_examiner is not None:
             self.examiner = text_examiner
         self.turns = TextTurns(self.engine, self.engine.table, max_chars, list_items)
+        assert isinstance(self.observation_space, gymnasium.spaces.Dict)
         spaces = dict(self.observation_space.spaces)
         spaces["transcript"] = gymnasium.spaces.Text(MAX_TRANSCRIPT_CHARS, min_length=0, charset=CHARSET)
         spaces["messages"] = messages_space()

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from clinic_env.patients.normalise import STOPWORDS, content_tokens, views, word_set
+from clinic_env.patients.normalise import STOPWORDS, TextViews, content_tokens, views, word_set
 from clinic_env.patients.terms import Term, TermIndex, code_mentions, diagnosis_terms, make_term, term_in
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
@@ -153,7 +153,7 @@ class LeakGuard:
         self._cache: dict[str, _Analysis] = {}
         self._clean: dict[str, bool] = {}
 
-    def _fact_texts(self, hid: str) -> list[tuple[str, object]]:
+    def _fact_texts(self, hid: str) -> list[tuple[str, TextViews]]:
         fact = self.case.history[hid]
         return [(t, views(t)) for t in (fact.text, fact.vague, fact.contradiction) if t]
 

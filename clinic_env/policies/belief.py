@@ -38,12 +38,14 @@ def likelihood_features(cat: Catalogue, max_features: int = MAX_FEATURES, base: 
     """
     profiles: dict[str, dict[str, float]] = {}
     if knowledge:
-        from clinic_env.generate.knowledge import load_knowledge
+        from clinic_env.generate.knowledge import FindingEntry, HistoryEntry, load_knowledge
 
         for cond in load_knowledge().conditions.values():
             feats: dict[str, float] = {}
-            for key, entry in (*cond.history.items(), *cond.exam.items(), *cond.tests.items()):
-                if entry.sex is None and entry.ages is None:
+            entries: list[tuple[str, HistoryEntry | FindingEntry]] = [
+                *cond.history.items(), *cond.exam.items(), *cond.tests.items()]
+            for key, entry in entries:
+                if entry.sex is None and entry.ages is None:  # only what holds for every patient
                     feats[key] = min(max(entry.p, _P_MIN), _P_MAX)
             profiles.setdefault(cond.code, feats)
     out: dict[str, dict[str, float]] = {}
@@ -57,7 +59,8 @@ def likelihood_features(cat: Catalogue, max_features: int = MAX_FEATURES, base: 
 
 def _entropy(p: np.ndarray, axis: int = 0) -> np.ndarray:
     q = np.clip(p, 1e-12, 1.0)
-    return -(p * np.log2(q)).sum(axis=axis)
+    out: np.ndarray = -(p * np.log2(q)).sum(axis=axis)
+    return out
 
 
 class Belief:
@@ -119,8 +122,8 @@ class Belief:
         logp = self.log_prior + self.log_yes[:, yes].sum(axis=1) + self.log_no[:, no].sum(axis=1)
         logp = np.where(self._plausible(age, sex), logp, -np.inf)
         logp -= logp.max()
-        p = np.exp(logp)
-        return p / p.sum()
+        p: np.ndarray = np.exp(logp)
+        return p / float(p.sum())
 
     def information_gain(self, post: np.ndarray, columns: np.ndarray) -> np.ndarray:
         """Expected entropy reduction (bits) of observing each column in ``columns``."""
@@ -133,4 +136,5 @@ class Belief:
         joint_no = post[:, None] * (1.0 - lik)
         h_yes = _entropy(joint_yes / np.maximum(p_yes, 1e-12))
         h_no = _entropy(joint_no / np.maximum(1.0 - p_yes, 1e-12))
-        return _entropy(post) - (p_yes * h_yes + (1.0 - p_yes) * h_no)
+        gain: np.ndarray = _entropy(post) - (p_yes * h_yes + (1.0 - p_yes) * h_no)
+        return gain

@@ -49,17 +49,17 @@ def evaluate_check(check: Check, ep: EpisodeView) -> bool:
     if op == "ordered_any":
         return any(a in ep.ordered for a in arg)
     if op == "asked_count_gt":
-        return len(ep.asked) > arg
+        return bool(len(ep.asked) > arg)
     if op == "ordered_count_gt":
-        return len(ep.ordered) > arg
+        return bool(len(ep.ordered) > arg)
     if op == "differential_size_gt":
-        return len(ep.differential) > arg
+        return bool(len(ep.differential) > arg)
     if op == "diagnosed":
-        return (ep.final_dx is not None) == arg
+        return bool((ep.final_dx is not None) == arg)
     if op == "repeats_gt":
-        return ep.repeats > arg
+        return bool(ep.repeats > arg)
     if op == "cost_gt":
-        return ep.cost_usd > arg
+        return bool(ep.cost_usd > arg)
     if op == "differential_includes":
         return any(matches(code, arg) for code in ep.differential)
     if op == "final_dx_in":

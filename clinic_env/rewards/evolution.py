@@ -35,6 +35,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from clinic_env.records import RecordLike
 from clinic_env.rewards.checks import EpisodeView, evaluate_check
 from clinic_env.schema.case import Case
 from clinic_env.schema.errors import DataError
@@ -129,7 +130,7 @@ class Candidate:
     violated: dict[int, bool] = field(default_factory=dict)
 
 
-def episode_view(record: dict[str, Any]) -> EpisodeView:
+def episode_view(record: RecordLike) -> EpisodeView:
     """Rebuild what rule checks look at from an episode record."""
     asked = {t["action"][4:] for t in record.get("turns", ()) if str(t.get("action", "")).startswith("ask:")}
     repeats = sum(
@@ -184,7 +185,7 @@ RULE_MINERS: dict[str, Callable[[Case], RubricItem | None]] = {
 }
 
 
-def mine(records: Sequence[dict[str, Any]], cases: dict[str, Case],
+def mine(records: Sequence[RecordLike], cases: dict[str, Case],
          miners: Iterable[str] = tuple(RULE_MINERS)) -> list[Candidate]:
     """Run the rule miners over a batch: one candidate per (miner, case) with per-episode verdicts."""
     out: list[Candidate] = []
@@ -219,7 +220,7 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
-def top_episodes(records: Sequence[dict[str, Any]], quantile: float = 0.75) -> tuple[set[int], float]:
+def top_episodes(records: Sequence[RecordLike], quantile: float = 0.75) -> tuple[set[int], float]:
     """Indices of the error-free records whose total reward is at or above the quantile, and the cut."""
     rewards = {i: float(r.get("totals", {}).get("reward", 0.0)) for i, r in enumerate(records) if not r.get("errors")}
     cut = _quantile(list(rewards.values()), quantile) if rewards else 0.0
@@ -232,7 +233,7 @@ def _slug(text: str) -> str:
 
 def evolve_step(
     bank: DynamicBank,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[RecordLike],
     cases: dict[str, Case],
     config: EvolutionConfig | None = None,
     candidates: Sequence[Candidate] | None = None,
@@ -297,7 +298,7 @@ def evolve_step(
     return log
 
 
-def _retire(bank: DynamicBank, records: Sequence[dict[str, Any]], cfg: EvolutionConfig) -> list[dict[str, Any]]:
+def _retire(bank: DynamicBank, records: Sequence[RecordLike], cfg: EvolutionConfig) -> list[dict[str, Any]]:
     log: list[dict[str, Any]] = []
     views = {i: episode_view(r) for i, r in enumerate(records) if not r.get("errors")}
     keep: list[DynamicItem] = []

@@ -15,10 +15,10 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from pydantic import ValidationError
 
+from clinic_env.records import RecordLike
 from clinic_env.rewards.checks import evaluate_check
 from clinic_env.rewards.evolution import Candidate, episode_view
 from clinic_env.rewards.grader import LLMGrader, complete
@@ -48,7 +48,7 @@ Reply with the JSON list only."""
 _LIST = re.compile(r"\[.*\]", re.DOTALL)
 
 
-def record_transcript(record: dict[str, Any], max_chars: int = 6000) -> str:
+def record_transcript(record: RecordLike, max_chars: int = 6000) -> str:
     """The doctor-patient dialogue of an episode record, as plain text (newest part kept)."""
     lines = []
     for turn in record.get("turns", ()):
@@ -110,7 +110,7 @@ class LLMMiner:
     async def _ask(self, prompt: str) -> str:
         return await complete(self.model, prompt, self.api_base, self.api_key, self.timeout)
 
-    async def apropose(self, top_records: Sequence[dict[str, Any]], existing: Sequence[str]) -> list[RubricItem]:
+    async def apropose(self, top_records: Sequence[RecordLike], existing: Sequence[str]) -> list[RubricItem]:
         """Ask for new items given the top episodes and the existing criteria."""
         shown = "\n\n".join(f"--- consultation {i + 1} (reward {r.get('totals', {}).get('reward', 0):.2f})\n"
                             f"{record_transcript(r)}" for i, r in enumerate(top_records[: self.max_transcripts]))
@@ -125,7 +125,7 @@ class LLMMiner:
                 return items[: self.max_items]
         return []
 
-    async def amine(self, records: Sequence[dict[str, Any]], top: Sequence[int], existing: Sequence[str]) -> list[Candidate]:
+    async def amine(self, records: Sequence[RecordLike], top: Sequence[int], existing: Sequence[str]) -> list[Candidate]:
         """Candidates (scope ``*``) with per-episode violation verdicts over ``records``."""
         items = await self.apropose([records[i] for i in top], existing)
         grader = self.grader or LLMGrader(self.model, self.api_base, self.api_key)
@@ -140,6 +140,6 @@ class LLMMiner:
             out.append(Candidate(f"llm:{item.criterion[:48]}", "*", item, violated))
         return out
 
-    def mine(self, records: Sequence[dict[str, Any]], top: Sequence[int], existing: Sequence[str]) -> list[Candidate]:
+    def mine(self, records: Sequence[RecordLike], top: Sequence[int], existing: Sequence[str]) -> list[Candidate]:
         """Synchronous :meth:`amine`."""
         return asyncio.run(self.amine(records, top, existing))

@@ -28,10 +28,10 @@ Pitfalls, and what this module does about them:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
+from clinic_env.records import RecordLike
 from clinic_env.rewards.verifier import VerifierConfig, step_gamma
 
 __all__ = [
@@ -112,7 +112,7 @@ def no_std_advantages(
 
 
 def segment_inputs(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[RecordLike],
     segment: str,
     config: VerifierConfig | None = None,
 ) -> tuple[list[float], list[list[float]]]:

@@ -7,9 +7,9 @@ import pytest
 from clinic_env.rewards.segment import (
     at_or_below,
     diagnosis_match,
-    evidence_share,
     diagnosis_reward,
     differential_reward,
+    evidence_share,
     history_reward,
     rubric_score,
     tests_reward,
