@@ -700,6 +700,8 @@ class Consultation:
                   f" | cost ${self.cost:.0f}]")
         return f"{self.transcript.full()}\n{status}"
 
-    def view_text(self, agent: int) -> str:
-        """The transcript ``agent`` may read."""
-        return self.transcript.view(_VIEWER[agent])
+    def view_text(self, agent: int, sanitised: bool = False) -> str:
+        """The transcript ``agent`` may read (``sanitised``: as :func:`~clinic_env.core.text.sanitise`
+        returns it, each line sanitised once rather than the whole text at every turn)."""
+        viewer = _VIEWER[agent]
+        return self.transcript.clean_view(viewer) if sanitised else self.transcript.view(viewer)

@@ -1,6 +1,13 @@
-"""The consultation transcript, with per-line visibility and cached per-viewer text."""
+"""The consultation transcript, with per-line visibility and cached per-viewer text.
+
+Lines are only stored when they are added; a viewer's text is joined when someone reads it (the
+hybrid and text envs' observations) and cached until a line it can see is added, so numeric envs
+and ``doctor_env`` never join a transcript.
+"""
 
 from __future__ import annotations
+
+from clinic_env.core.text import sanitise
 
 __all__ = ["MAX_TRANSCRIPT_CHARS", "VIEWS", "Transcript"]
 
@@ -15,6 +22,34 @@ VIEWS: dict[str, tuple[str, ...]] = {
     "examiner": ("all", "examiner"),
 }
 
+# Visibility -> the viewers that read such a line.
+_READERS: dict[str, tuple[str, ...]] = {}
+for _viewer, _visible in VIEWS.items():
+    for _visibility in _visible:
+        _READERS[_visibility] = (*_READERS.get(_visibility, ()), _viewer)
+
+_ELLIPSIS = "…\n"
+
+
+def _window(lines: list[str], chars: int) -> tuple[int, int, str] | None:
+    """Where the newest :data:`MAX_TRANSCRIPT_CHARS` characters of ``"\\n".join(lines)`` (``chars``
+    long) start at a line boundary: ``(k, skip, text)`` with ``text = "\\n".join(lines[k:])``, the
+    view being ``"…\\n" + text[skip:]``; None when everything fits. Only the lines that can
+    appear are joined."""
+    if chars <= MAX_TRANSCRIPT_CHARS:
+        return None
+    keep = MAX_TRANSCRIPT_CHARS - len(_ELLIPSIS)
+    k, size = len(lines), -1
+    while size < keep:
+        k -= 1
+        size += len(lines[k]) + 1
+    text = "\n".join(lines[k:])
+    start = len(text) - keep
+    cut = text.find("\n", start)
+    # The text after the first line break in the kept tail (a single over-long line: all but its
+    # first kept character, as the whole-text cut did).
+    return k, (cut + 1 if cut >= 0 else start + 1), text
+
 
 class Transcript:
     """Lines tagged ``all``, ``doctor`` (shown to the doctor only) or ``examiner``."""
@@ -22,27 +57,41 @@ class Transcript:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
         self._view_lines: dict[str, list[str]] = {v: [] for v in VIEWS}
+        self._chars: dict[str, int] = dict.fromkeys(VIEWS, -1)
         self._cache: dict[str, str] = {}
+        self._clean_lines: dict[str, list[str]] = {v: [] for v in VIEWS}
+        self._clean_cache: dict[str, str] = {}
 
     def add(self, visibility: str, line: str) -> None:
         """Append a line visible to the viewers whose visibility set holds ``visibility``."""
         self.lines.append((visibility, line))
-        for viewer, visible in VIEWS.items():
-            if visibility in visible:
-                self._view_lines[viewer].append(line)
-                self._cache.pop(viewer, None)
+        for viewer in _READERS.get(visibility, ()):
+            self._view_lines[viewer].append(line)
+            self._chars[viewer] += len(line) + 1
+            self._cache.pop(viewer, None)
+            self._clean_cache.pop(viewer, None)
 
     def view(self, viewer: str) -> str:
         """What ``viewer`` (doctor, patient, examiner) may read, cut to the newest
         :data:`MAX_TRANSCRIPT_CHARS` characters at a line boundary."""
         text = self._cache.get(viewer)
         if text is None:
-            text = "\n".join(self._view_lines[viewer])
-            if len(text) > MAX_TRANSCRIPT_CHARS:
-                tail = text[-(MAX_TRANSCRIPT_CHARS - 2) :]
-                cut = tail.find("\n")
-                text = "…\n" + (tail[cut + 1 :] if cut >= 0 else tail[1:])
+            lines = self._view_lines[viewer]
+            window = _window(lines, self._chars[viewer])
+            text = "\n".join(lines) if window is None else _ELLIPSIS + window[2][window[1]:]
             self._cache[viewer] = text
+        return text
+
+    def clean_view(self, viewer: str) -> str:
+        """``sanitise(view(viewer))``, with each line sanitised once (the text envs' messages)."""
+        text = self._clean_cache.get(viewer)
+        if text is None:
+            lines, clean = self._view_lines[viewer], self._clean_lines[viewer]
+            clean.extend(sanitise(line) for line in lines[len(clean):])
+            # sanitise maps character by character, so the raw text's cut points hold for the clean one.
+            window = _window(lines, self._chars[viewer])
+            text = "\n".join(clean) if window is None else _ELLIPSIS + "\n".join(clean[window[0]:])[window[1]:]
+            self._clean_cache[viewer] = text
         return text
 
     def full(self) -> str:

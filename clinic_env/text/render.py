@@ -110,13 +110,25 @@ def _doctor_now(eng: Consultation) -> str:
     return "Now: give the final diagnosis (dx with an ICD-10 code)."
 
 
+# Each agent's messages are a system text and a user text ``head + transcript + tail``: messages_for
+# sanitises head and tail and takes the transcript sanitised line by line from the engine, which
+# gives the same text as sanitising the whole (sanitise maps character by character) without
+# scanning the whole transcript at every turn.
+_Parts = tuple[str, str, str]
+
+
+def _doctor_parts(eng: Consultation, note: str | None) -> _Parts:
+    tail = f"\n\n{_status(eng)}\n{_doctor_now(eng)}"
+    if note:
+        tail += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON action."
+    return "", "Consultation so far:\n", tail
+
+
 def doctor_messages(eng: Consultation, note: str | None = None, list_items: bool = True) -> Messages:
     """The doctor's chat messages; ``note`` (why the last reply was not understood) is appended."""
-    user = f"Consultation so far:\n{eng.view_text(DOCTOR)}\n\n{_status(eng)}\n{_doctor_now(eng)}"
-    if note:
-        user += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON action."
+    _, head, tail = _doctor_parts(eng, note)
     return [{"role": "system", "content": doctor_system(eng.cat, min(eng.segment, DIAGNOSIS), list_items)},
-            {"role": "user", "content": user}]
+            {"role": "user", "content": head + eng.view_text(DOCTOR) + tail}]
 
 
 def _patient_system(eng: Consultation) -> str:
@@ -137,8 +149,7 @@ def _patient_system(eng: Consultation) -> str:
     )
 
 
-def patient_messages(eng: Consultation, note: str | None = None) -> Messages:
-    """The patient's messages: persona, the fact behind the pending question, the dialogue."""
+def _patient_parts(eng: Consultation, note: str | None) -> _Parts:
     hid = eng.pending
     if hid is None:
         task = "There is no question to answer: reply with an empty text."
@@ -150,10 +161,16 @@ def patient_messages(eng: Consultation, note: str | None = None) -> Messages:
         if fact is not None and fact.contradiction and not eng.contradiction_used:
             truth += f" (you may instead contradict yourself with: \"{fact.contradiction}\", mode contradict)"
         task = f"The doctor's latest question is about: {item.label}.\n{truth}"
-    user = f"Conversation so far:\n{eng.view_text(PATIENT)}\n\n{task}"
+    tail = f"\n\n{task}"
     if note:
-        user += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON object."
-    return [{"role": "system", "content": _patient_system(eng)}, {"role": "user", "content": user}]
+        tail += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON object."
+    return _patient_system(eng), "Conversation so far:\n", tail
+
+
+def patient_messages(eng: Consultation, note: str | None = None) -> Messages:
+    """The patient's messages: persona, the fact behind the pending question, the dialogue."""
+    system, head, tail = _patient_parts(eng, note)
+    return [{"role": "system", "content": system}, {"role": "user", "content": head + eng.view_text(PATIENT) + tail}]
 
 
 _GRADER = (
@@ -165,33 +182,41 @@ _GRADER = (
 )
 
 
-def examiner_messages(eng: Consultation, note: str | None = None) -> Messages:
-    """The examiner's messages: the whole dialogue and the rubric item at the head of its queue."""
+def _examiner_parts(eng: Consultation, note: str | None) -> _Parts:
     if eng.queue:
         item = eng.rubric[eng.queue[0]]
         rubric = f"[{item.points:+d} points] {item.criterion}"
     else:
         rubric = "(nothing to grade: reply with criteria_met false)"
-    user = f"<<conversation>>\n{eng.view_text(EXAMINER)}\n<</conversation>>\n\n<<rubric_item>>\n{rubric}\n<</rubric_item>>"
+    tail = f"\n<</conversation>>\n\n<<rubric_item>>\n{rubric}\n<</rubric_item>>"
     if note:
-        user += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON object."
-    return [{"role": "system", "content": _GRADER}, {"role": "user", "content": user}]
+        tail += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON object."
+    return _GRADER, "<<conversation>>\n", tail
+
+
+def examiner_messages(eng: Consultation, note: str | None = None) -> Messages:
+    """The examiner's messages: the whole dialogue and the rubric item at the head of its queue."""
+    system, head, tail = _examiner_parts(eng, note)
+    return [{"role": "system", "content": system}, {"role": "user", "content": head + eng.view_text(EXAMINER) + tail}]
 
 
 def messages_for(eng: Consultation, agent: int, note: str | None = None, list_items: bool = True) -> Messages:
     """Messages for agent index ``agent`` (0 doctor, 1 patient, 2 examiner)."""
+    # Every message stays inside the observation space's charset (the doctor's cached system
+    # message is sanitised once, when it is built).
     if agent == DOCTOR:
-        msgs = doctor_messages(eng, note, list_items)
+        _, head, tail = _doctor_parts(eng, note)
+        system = doctor_system(eng.cat, min(eng.segment, DIAGNOSIS), list_items)
     elif agent == PATIENT:
-        msgs = patient_messages(eng, note)
+        system, head, tail = _patient_parts(eng, note)
+        system = sanitise(system)
     elif agent == EXAMINER:
-        msgs = examiner_messages(eng, note)
+        system, head, tail = _examiner_parts(eng, note)
+        system = sanitise(system)
     else:
         raise ValueError(f"agent index must be 0, 1 or 2, got {agent!r}")
-    # Keep every message inside the observation space's charset (the doctor's cached system
-    # message is sanitised once, when it is built).
-    return [m if m["role"] == "system" and agent == DOCTOR else {"role": m["role"], "content": sanitise(m["content"])}
-            for m in msgs]
+    user = sanitise(head) + eng.view_text(agent, sanitised=True) + sanitise(tail)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def response_format(agent: int) -> dict[str, Any]:
