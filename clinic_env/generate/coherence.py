@@ -3,7 +3,9 @@
 :func:`check_coherence` lists every way a case contradicts its condition or its patient: a
 feature the condition always has that is missing, one it never has that is present, findings for
 the wrong sex or age, a temperature that disagrees with the fever history, vital signs outside
-physiological limits, a positive pregnancy test outside pregnancy, an implausible gold diagnosis.
+physiological limits, a positive pregnancy test outside pregnancy, an implausible gold diagnosis,
+an initial assessment (pulse oximetry, Glasgow Coma Scale) missing or disagreeing with the vital
+signs or with a GCS stated elsewhere.
 The generator is built never to produce these; the tests run the check over many cases.
 """
 
@@ -15,7 +17,7 @@ from clinic_env.generate.knowledge import Condition
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 
-__all__ = ["check_coherence", "parse_vitals", "vital_flags"]
+__all__ = ["check_coherence", "initial_assessment_problems", "parse_vitals", "vital_flags"]
 
 _VITAL = {
     "hr": re.compile(r"\bHR (\d+)"),
@@ -24,6 +26,10 @@ _VITAL = {
     "spo2": re.compile(r"\bSpO2 (\d+)%"),
     "temp": re.compile(r"\bT (\d+(?:\.\d)?) ?°C"),
 }
+#: A stated SpO2 and its oxygen wording ("on air", "on 2 L oxygen").
+SPO2_STATED = re.compile(r"\bSpO2 (\d+)%(?:\s*(on [^,;()]*[^,;()\s]))?")
+#: A stated GCS total, with its E/V/M breakdown when given ("GCS 13 (E3 V4 M6)", "GCS 15/15").
+GCS_STATED = re.compile(r"\bGCS (\d+)(?:/15)?(?:\s*\(E(\d)\s*V(\d)\s*M(\d)\))?")
 _MALE_ONLY = ("exam.testicular", "img.us_testicular", "sx.scrotal_pain", "sx.urethral_discharge", "sx.erectile_dysfunction")
 _FEMALE_ONLY_PREFIX = ("obgyn.",)
 _FEMALE_ONLY = ("exam.pelvic", "img.us_pelvis", "bedside.urine_hcg", "lab.serum_hcg", "sx.vaginal_bleeding",
@@ -135,7 +141,46 @@ def check_coherence(case: Case, cond: Condition, cat: Catalogue) -> list[str]:
         problems.append("positive pregnancy test in a non-pregnancy diagnosis")
     if case.gold_diagnosis not in {d.code for d in case.differential}:
         problems.append("gold diagnosis not in the differential")
+    problems += initial_assessment_problems(case)
     missing = [t for t in case.essential_tests if case.result(t) is None]
     if missing:
         problems.append(f"essential tests without a result: {missing}")
+    return problems
+
+
+def initial_assessment_problems(case: Case) -> list[str]:
+    """Pulse oximetry and the GCS against the rest of the case: both listed; the pulse-oximetry
+    SpO2 (and its "on air"/"on N L oxygen" wording) that of the vital signs, flagged abnormal as
+    the vital signs flag it (below 94%); the GCS total the one any other text states, its E/V/M
+    breakdown summing to it, abnormal below 15."""
+    problems: list[str] = []
+    pulse, gcs, vitals = case.tests.get("bedside.pulse_oximetry"), case.exam.get("exam.gcs"), case.exam.get("exam.vitals")
+    if pulse is None:
+        problems.append("bedside.pulse_oximetry not listed")
+    elif vitals is not None and (said := SPO2_STATED.search(vitals.text)) is not None:
+        found = SPO2_STATED.search(pulse.text)
+        if found is None or found.group(1) != said.group(1):
+            problems.append(f"pulse oximetry {pulse.text!r} but SpO2 {said.group(1)}% in the vital signs")
+        elif said.group(2) and found.group(2) != said.group(2):
+            problems.append(f"pulse oximetry {found.group(2) or 'without oxygen wording'} but the vital signs "
+                            f"say {said.group(2)}")
+        elif pulse.abnormal != ("spo2" in (vital_flags(vitals.text, case.demographics.age) or [])):
+            problems.append(f"pulse oximetry SpO2 {found.group(1)}% flagged abnormal={pulse.abnormal}")
+    if gcs is None:
+        problems.append("exam.gcs not listed")
+        return problems
+    own = GCS_STATED.search(gcs.text)
+    if own is None:
+        problems.append(f"exam.gcs states no GCS: {gcs.text!r}")
+        return problems
+    total = int(own.group(1))
+    if own.group(2) and sum(int(own.group(i)) for i in (2, 3, 4)) != total:
+        problems.append(f"GCS {total} but its breakdown sums to {sum(int(own.group(i)) for i in (2, 3, 4))}")
+    if gcs.abnormal != (total < 15):
+        problems.append(f"GCS {total} flagged abnormal={gcs.abnormal}")
+    for tid, finding in {**case.exam, **case.tests}.items():
+        if tid == "exam.gcs":
+            continue
+        problems += [f"exam.gcs says GCS {total} but {tid} says GCS {m.group(1)}"
+                     for m in GCS_STATED.finditer(finding.text) if int(m.group(1)) != total]
     return problems

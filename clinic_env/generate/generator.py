@@ -16,6 +16,12 @@ them, nothing global). What is drawn and how:
   lay vocabulary for the persona's literacy;
 - **exam and tests**: typical results with seeded values and the entry's grade (mild or marked);
   temperature follows the fever history; ``{other}`` is always the side opposite ``{side}``;
+- **initial assessment**: every case lists pulse oximetry and the Glasgow Coma Scale, which the
+  doctor may order from the first cycle, consistent with the case's own texts: the SpO2 and oxygen
+  wording of the vital signs, flagged by the thresholds in ``results.yaml`` (abnormal below 94%,
+  marked below 92%); the GCS any examination text states (else a cue word such as "drowsy", else
+  15), with its E/V/M breakdown and, under 5, the paediatric verbal and motor wording. A condition
+  profile's own entry for either wins (its flag follows its number);
 - **confirmatory evidence**: the condition's alternatives whose items the case holds (history
   present; findings listed and abnormal, or listed where the condition leaves them normal), else
   each abnormal essential test alone;
@@ -24,13 +30,14 @@ them, nothing global). What is drawn and how:
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from clinic_env.generate.coherence import parse_vitals, vital_flags
+from clinic_env.generate.coherence import GCS_STATED, SPO2_STATED, parse_vitals, vital_flags
 from clinic_env.generate.knowledge import (
     BackgroundOption,
     Condition,
@@ -58,6 +65,8 @@ _CORE_BACKGROUND = frozenset({
     "pmh.development",
 })
 _VAGUE = {1: 0, 2: 2, 3: 4}
+_PULSE_OX, _GCS = "bedside.pulse_oximetry", "exam.gcs"
+_NEGATION = frozenset({"not", "no", "nor", "never", "without"})
 
 
 class GenerationError(ValueError):
@@ -385,6 +394,119 @@ class _Draft:
             chosen = _pick(patterns, self.rng)
         return render(chosen, self.rng, self.vars) if chosen else None
 
+    # ------------------------------------------------------------------------ initial assessment
+    def _pattern(self, tid: str, *names: str) -> str | None:
+        """The first of the library patterns ``names`` of ``tid`` that exists (its first template)."""
+        library = self.kb.results.get(tid, {})
+        return next((library[n][0] for n in names if library.get(n)), None)
+
+    def _threshold(self, name: str, default: float) -> float:
+        try:
+            return float(self.vars.get(name, default))
+        except ValueError:
+            raise GenerationError(f"results.yaml variables: {name}={self.vars[name]!r} is not a number") from None
+
+    def pulse_oximetry(self, vitals: str) -> dict[str, Any]:
+        """Pulse oximetry from the SpO2 and oxygen wording of the vital signs, flagged by the
+        library's thresholds (the catalogue's normal result when the vital signs give no SpO2)."""
+        m = SPO2_STATED.search(vitals)
+        if m is None:
+            return {"text": self.cat.tests[_PULSE_OX].normal_result, "abnormal": False}
+        spo2 = int(m.group(1))
+        template = (self._pattern(_PULSE_OX, "reading") if m.group(2)
+                    else self._pattern(_PULSE_OX, "reading_unstated", "reading"))
+        if template is None:
+            raise GenerationError(f"results.yaml {_PULSE_OX}: no 'reading' pattern")
+        variables = {**self.vars, "spo2": str(spo2), "spo2_on": m.group(2) or ""}
+        return self._spo2_flag(render(template, self._own_rng(_PULSE_OX), variables), spo2)
+
+    def _own_rng(self, tid: str) -> np.random.Generator:
+        """A generator of its own for an initial-assessment result: the case's other draws do not
+        move when its wording changes."""
+        return np.random.default_rng([self.seed, _stable(self.cond.id), _stable(tid)])
+
+    def _spo2_flag(self, text: str, spo2: float) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": text, "abnormal": spo2 < self._threshold("spo2_abnormal_below", 94)}
+        if out["abnormal"]:
+            out["grade"] = "mild" if spo2 >= self._threshold("spo2_marked_below", 92) else "marked"
+        return out
+
+    def stated_gcs(self, exam: dict[str, dict[str, Any]], tests: dict[str, dict[str, Any]],
+                   ) -> tuple[int, tuple[int, int, int] | None] | None:
+        """The GCS the case's other texts state (the first, in listing order) with its breakdown
+        when given; else the total a cue word (``cue_<n>``) implies; else None."""
+        texts = [f["text"] for t, f in (*exam.items(), *tests.items()) if t not in (_GCS, "exam.vitals")]
+        for text in texts:
+            m = GCS_STATED.search(text)
+            if m:
+                parts = (int(m.group(2)), int(m.group(3)), int(m.group(4))) if m.group(2) else None
+                total = int(m.group(1))
+                return total, parts if parts is not None and sum(parts) == total else None
+        cues = {name: int(name[4:]) for name in self.kb.results.get(_GCS, {})
+                if name.startswith("cue_") and name[4:].isdigit()}
+        for text in texts:
+            words = re.findall(r"[a-z]+", text.lower())
+            for name, total in cues.items():
+                for cue in self.kb.results[_GCS][name]:
+                    if any(w == cue.lower() and (i == 0 or words[i - 1] not in _NEGATION) for i, w in enumerate(words)):
+                        return total, None
+        return None
+
+    def gcs(self, total: int, parts: tuple[int, int, int] | None) -> dict[str, Any]:
+        """A GCS result of ``total`` (3-15): the breakdown given, else the library's ``split_<n>``;
+        component wording for the patient's age."""
+        if parts is None:
+            split = self._pattern(_GCS, f"split_{total}")
+            found = re.fullmatch(r"E(\d) V(\d) M(\d)", split or "")
+            if found is None:
+                raise GenerationError(f"results.yaml {_GCS}: no split_{total} 'En Vn Mn' breakdown")
+            parts = (int(found.group(1)), int(found.group(2)), int(found.group(3)))
+        e, v, m = parts
+        under5, infant = self.age < 5, self.age < 1
+        ages = (["_infant"] if infant else []) + (["_under5"] if under5 else []) + [""]
+        words = [self._pattern(_GCS, *(f"{kind}_{score}{a}" for a in ages))
+                 for kind, score in (("eyes", e), ("verbal", v), ("motor", m))]
+        template = self._pattern(_GCS, "reading_under5", "reading") if under5 else self._pattern(_GCS, "reading")
+        if template is None or any(w is None for w in words):
+            raise GenerationError(f"results.yaml {_GCS}: no wording for GCS {total} (E{e} V{v} M{m})")
+        rng = self._own_rng(_GCS)
+        variables = {**self.vars, "gcs": str(total), "gcs_parts": f"E{e} V{v} M{m}",
+                     "gcs_words": ("; " if under5 else ", ").join(render(w, rng, self.vars) for w in words if w)}
+        return self._gcs_flag(render(template, rng, variables), total)
+
+    def _gcs_flag(self, text: str, total: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": text, "abnormal": total < 15}
+        if out["abnormal"]:
+            out["grade"] = "mild" if total >= self._threshold("gcs_marked_below", 13) else "marked"
+        return out
+
+    def initial_assessment(self, exam: dict[str, dict[str, Any]], tests: dict[str, dict[str, Any]],
+                           ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """``exam`` and ``tests`` with the GCS listed after the vital signs and pulse oximetry
+        first, each consistent with the case's texts (see the module docstring). A profile's own
+        entry is kept, its flag following its number."""
+        vitals = str(exam.get("exam.vitals", {}).get("text", ""))
+        if _PULSE_OX in tests:
+            m = SPO2_STATED.search(tests[_PULSE_OX]["text"])
+            pulse = self._spo2_flag(tests[_PULSE_OX]["text"], int(m.group(1))) if m else tests[_PULSE_OX]
+        else:
+            pulse = self.pulse_oximetry(vitals)
+        if _GCS in exam:
+            m = GCS_STATED.search(exam[_GCS]["text"])
+            gcs = self._gcs_flag(exam[_GCS]["text"], int(m.group(1))) if m else exam[_GCS]
+        else:
+            stated = self.stated_gcs(exam, tests)
+            gcs = self.gcs(*(stated or (15, None)))
+        new_exam: dict[str, dict[str, Any]] = {}
+        for tid, finding in exam.items():
+            if tid != _GCS:
+                new_exam[tid] = finding
+            if tid == "exam.vitals":
+                new_exam[_GCS] = gcs
+        new_exam.setdefault(_GCS, gcs)
+        new_tests = {_PULSE_OX: pulse, **{t: f for t, f in tests.items() if t != _PULSE_OX}}
+        return new_exam, new_tests
+
     # ------------------------------------------------------------------------------- assembly
     def build(self) -> Case:
         cond, cat = self.cond, self.cat
@@ -408,6 +530,7 @@ class _Draft:
         exam = {t: (vitals if t == "exam.vitals" else self.finding(t, e))
                 for t, e in cond.exam.items() if e.applies(self.age, self.sex)}
         tests = {t: self.finding(t, e) for t, e in cond.tests.items() if e.applies(self.age, self.sex)}
+        exam, tests = self.initial_assessment(exam, tests)
         listed = set(exam) | set(tests)
         essential = [t for t in cond.essential if t in listed]
         confirmatory = _confirmatory(cond, history, exam, tests, essential)
