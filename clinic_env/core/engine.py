@@ -286,6 +286,11 @@ class Consultation:
         ]
         self.pub[self.layout.PENDING] = 1.0 if self.pending is not None else 0.0
 
+    def idle(self, agent: int) -> bool:
+        """Whether ``agent`` can only wait this cycle."""
+        mask = self.masks[agent]
+        return mask is self._wait_mask or (bool(mask[WAIT]) and int(mask.sum()) == 1)
+
     def _patient_mask(self) -> np.ndarray:
         assert self.case is not None and self.pending is not None
         fact = self.case.history.get(self.pending)

@@ -57,41 +57,51 @@ class Transcript:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
         self._view_lines: dict[str, list[str]] = {v: [] for v in VIEWS}
-        self._chars: dict[str, int] = dict.fromkeys(VIEWS, -1)
-        self._cache: dict[str, str] = {}
+        # add() only appends (it runs for every line, read or not); the readers catch up lazily.
+        self._targets = {vis: tuple(self._view_lines[v] for v in readers) for vis, readers in _READERS.items()}
+        self._counted: dict[str, tuple[int, int]] = dict.fromkeys(VIEWS, (0, -1))
+        self._cache: dict[str, tuple[int, str]] = {}
         self._clean_lines: dict[str, list[str]] = {v: [] for v in VIEWS}
-        self._clean_cache: dict[str, str] = {}
+        self._clean_cache: dict[str, tuple[int, str]] = {}
 
     def add(self, visibility: str, line: str) -> None:
         """Append a line visible to the viewers whose visibility set holds ``visibility``."""
         self.lines.append((visibility, line))
-        for viewer in _READERS.get(visibility, ()):
-            self._view_lines[viewer].append(line)
-            self._chars[viewer] += len(line) + 1
-            self._cache.pop(viewer, None)
-            self._clean_cache.pop(viewer, None)
+        for lines in self._targets.get(visibility, ()):
+            lines.append(line)
+
+    def _chars(self, viewer: str) -> int:
+        """Length of ``"\\n".join`` of the viewer's lines (counted once per line)."""
+        lines = self._view_lines[viewer]
+        n, chars = self._counted[viewer]
+        if n < len(lines):
+            chars += sum(len(line) for line in lines[n:]) + len(lines) - n
+            self._counted[viewer] = (len(lines), chars)
+        return chars
 
     def view(self, viewer: str) -> str:
         """What ``viewer`` (doctor, patient, examiner) may read, cut to the newest
         :data:`MAX_TRANSCRIPT_CHARS` characters at a line boundary."""
-        text = self._cache.get(viewer)
-        if text is None:
-            lines = self._view_lines[viewer]
-            window = _window(lines, self._chars[viewer])
-            text = "\n".join(lines) if window is None else _ELLIPSIS + window[2][window[1]:]
-            self._cache[viewer] = text
+        lines = self._view_lines[viewer]
+        hit = self._cache.get(viewer)
+        if hit is not None and hit[0] == len(lines):
+            return hit[1]
+        window = _window(lines, self._chars(viewer))
+        text = "\n".join(lines) if window is None else _ELLIPSIS + window[2][window[1]:]
+        self._cache[viewer] = (len(lines), text)
         return text
 
     def clean_view(self, viewer: str) -> str:
         """``sanitise(view(viewer))``, with each line sanitised once (the text envs' messages)."""
-        text = self._clean_cache.get(viewer)
-        if text is None:
-            lines, clean = self._view_lines[viewer], self._clean_lines[viewer]
-            clean.extend(sanitise(line) for line in lines[len(clean):])
-            # sanitise maps character by character, so the raw text's cut points hold for the clean one.
-            window = _window(lines, self._chars[viewer])
-            text = "\n".join(clean) if window is None else _ELLIPSIS + "\n".join(clean[window[0]:])[window[1]:]
-            self._clean_cache[viewer] = text
+        lines, clean = self._view_lines[viewer], self._clean_lines[viewer]
+        hit = self._clean_cache.get(viewer)
+        if hit is not None and hit[0] == len(lines):
+            return hit[1]
+        clean.extend(sanitise(line) for line in lines[len(clean):])
+        # sanitise maps character by character, so the raw text's cut points hold for the clean one.
+        window = _window(lines, self._chars(viewer))
+        text = "\n".join(clean) if window is None else _ELLIPSIS + "\n".join(clean[window[0]:])[window[1]:]
+        self._clean_cache[viewer] = (len(lines), text)
         return text
 
     def full(self) -> str:

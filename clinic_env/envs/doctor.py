@@ -98,10 +98,9 @@ class DoctorEnv(gymnasium.Env):
         """Let the patient and the examiner act, then close the cycle."""
         eng = self.engine
         for idx, policy in ((PATIENT, self.patient), (EXAMINER, self.examiner)):
-            mask = eng.masks[idx]
-            if mask[WAIT] and mask.sum() == 1:
+            if eng.idle(idx):
                 continue
-            obs = {"observation": eng.observe(idx), "action_mask": mask}
+            obs = {"observation": eng.observe(idx), "action_mask": eng.masks[idx]}
             eng.act(idx, policy.act(obs, AGENTS[idx]))
         for key, value in eng.end_cycle().items():
             comps[key] = comps.get(key, 0.0) + value

@@ -76,8 +76,7 @@ class TextTurns:
     # ------------------------------------------------------------------------------------------ views
     def idle(self, agent: int) -> bool:
         """Whether ``agent`` can only wait this cycle."""
-        mask = self.engine.masks[agent]
-        return bool(mask[WAIT]) and int(mask.sum()) == 1
+        return self.engine.idle(agent)
 
     def messages(self, agent: int) -> Messages:
         """The agent's chat messages now (empty when it can only wait)."""
