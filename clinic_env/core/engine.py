@@ -97,6 +97,8 @@ def action_index(action: object) -> int:
     illegal no-op): strings, bools, None, non-finite or fractional numbers and anything else, so that
     ``"3"``, ``True`` and ``1.7`` are never silently coerced and ``inf`` never raises.
     """
+    if type(action) is int:  # the common case first (a bool is not an int here)
+        return action
     if isinstance(action, np.ndarray):
         if action.size != 1 or action.dtype.kind not in "iuf":
             return -1
