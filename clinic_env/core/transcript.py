@@ -75,7 +75,7 @@ class Transcript:
         lines = self._view_lines[viewer]
         n, chars = self._counted[viewer]
         if n < len(lines):
-            chars += sum(len(line) for line in lines[n:]) + len(lines) - n
+            chars += sum(map(len, lines[n:])) + len(lines) - n
             self._counted[viewer] = (len(lines), chars)
         return chars
 
