@@ -14,13 +14,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from clinic_env.rewards.registry import COMPONENTS
 
-__all__ = ["EpisodeRecord", "RecordLike", "Turn", "dump_records", "load_records", "totals_from"]
+if TYPE_CHECKING:
+    import pandas
+
+__all__ = ["EpisodeRecord", "RecordLike", "Turn", "dump_records", "flatten", "load", "load_records", "totals_from"]
 
 
 class _MappingAccess(BaseModel):
@@ -118,6 +121,8 @@ class EpisodeRecord(_MappingAccess):
     guard_blocks: list[dict[str, Any]] = Field(default_factory=list)
     patient_quality: dict[str, Any] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
+    policy_failures: list[str] | None = Field(
+        default=None, description="Isolated doctors: why moves failed (crash, timeout, invalid reply), in order.")
     # Set by particular rollouts:
     group: str | None = None
     group_index: int | None = None
@@ -171,3 +176,65 @@ def dump_records(records: Iterable[EpisodeRecord | dict[str, Any]]) -> Iterator[
     """JSON lines of records (models or plain dicts)."""
     for record in records:
         yield record.to_json() if isinstance(record, EpisodeRecord) else json.dumps(record, ensure_ascii=False)
+
+
+#: Flags that get a boolean column of their own in :func:`flatten`.
+FLAG_COLUMNS = ("unsupported_diagnosis", "dangerous_miss", "patience_exhausted")
+#: A flat row's value: what a CSV cell or a pandas column holds.
+Scalar = Union[str, float, int, bool, None]
+
+
+def flatten(record: RecordLike) -> dict[str, Scalar]:
+    """One flat row per episode: identity, outcome, ``totals.<component>``, flags as booleans, counts.
+
+    Lists become ``;``-joined strings (``differential``, ``tests_ordered``, ``errors``) and the turns
+    are left out, so every value is a scalar and ``pandas.DataFrame(map(flatten, records))`` or a CSV
+    writer takes the rows as they are. Works on typed records and on plain dicts from older files.
+    """
+    def joined(key: str) -> str:
+        return ";".join(str(x) for x in (record.get(key) or ()))
+
+    flags = set(record.get("flags") or ())
+    final, gold = record.get("final_diagnosis"), record.get("gold_diagnosis")
+    row: dict[str, Scalar] = {
+        key: record.get(key) for key in ("doctor", "case_id", "specialty", "persona", "seed", "policy_seed",
+                                         "env_version", "rubric_version", "gold_diagnosis", "final_diagnosis")
+    }
+    row["exact_dx"] = final is not None and final == gold
+    totals = record.get("totals") or {}
+    row.update({f"totals.{name}": float(totals.get(name, 0.0)) for name in ("reward", *COMPONENTS)})
+    row.update({f"totals.{name}": float(v) for name, v in totals.items() if f"totals.{name}" not in row})
+    row.update({f"flag.{flag}": flag in flags for flag in FLAG_COLUMNS})
+    row["evidence"] = record.get("evidence")
+    for key in ("cost_usd", "hallucination_rate"):
+        row[key] = float(record.get(key, 0.0))
+    for key in ("doctor_turns", "cycles", "questions"):
+        row[key] = int(record.get(key, 0))
+    row["n_tests"] = len(record.get("tests_ordered") or ())
+    row["tests_ordered"], row["differential"] = joined("tests_ordered"), joined("differential")
+    for key in ("terminated", "truncated"):
+        row[key] = bool(record.get(key, False))
+    row["end_reason"], row["wall_s"] = record.get("end_reason"), record.get("wall_s")
+    row["errors"] = joined("errors")
+    return row
+
+
+def load(path: str | Path) -> pandas.DataFrame:
+    """A run as a pandas DataFrame: one row per episode (:func:`flatten`), read and validated.
+
+    Args:
+        path: A ``results.jsonl`` file or the run folder that holds one.
+
+    Raises:
+        ImportError: pandas is not installed (``pip install "clinic-env[report]"``).
+        FileNotFoundError: No such file.
+        pydantic.ValidationError: A line is not a valid episode record.
+    """
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError('clinic_env.records.load needs pandas: pip install "clinic-env[report]"') from exc
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.jsonl"
+    return pd.DataFrame([flatten(r) for r in load_records(path)])

@@ -1,0 +1,1 @@
+"""Competitions: durable tournaments, isolated submissions, paired statistics and the HTML report."""
