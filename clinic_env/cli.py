@@ -42,6 +42,7 @@ def _register_subcommands() -> None:
 
     app.add_typer(rubrics_app, name="rubrics")
     register_patients(app, cases_app)
+    __import__("clinic_env.cli_report", fromlist=["register"]).register(app)
 
 
 _register_subcommands()
