@@ -42,6 +42,7 @@ def _register_subcommands() -> None:
 
     app.add_typer(rubrics_app, name="rubrics")
     register_patients(app, cases_app)
+    __import__("clinic_env.cli_tournament", fromlist=["register"]).register(app)
     __import__("clinic_env.cli_report", fromlist=["register"]).register(app)
 
 
@@ -130,59 +131,95 @@ def run(
     api_base: Annotated[Optional[str], typer.Option(help="Server URL for llm:MODEL doctors (e.g. http://127.0.0.1:8000/v1).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Episodes in flight for llm:MODEL doctors.")] = 8,
     timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per LLM call attempt (retried with backoff).")] = 60.0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (structured doctors).")] = False,
+    allow_failures: Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when episodes failed.")] = False,
 ) -> None:
     """Play every case with each doctor against the default patient and examiner; print a
-    leaderboard and write results.jsonl and summary.json. A doctor ``llm:MODEL`` (e.g.
+    leaderboard and write results.jsonl and summary.json. Structured doctors (any spec of
+    ``clinic-env tournament``, played in this process) go through the durable tournament engine:
+    each episode is written as it finishes, ``--resume`` continues a killed run, and the exit status
+    is 1 when episodes failed unless ``--allow-failures``. A doctor ``llm:MODEL`` (e.g.
     ``llm:hosted_vllm/NAME`` with ``--api-base``, or any litellm model) plays in text mode."""
     import datetime
-    import json
 
+    from clinic_env.cli_tournament import finish, load_library, play_tournament, source_of
+    from clinic_env.competition import DoctorSpecError, parse_doctor_spec
+
+    doctors = doctor or ["random", "thorough", "info-gain"]
+    structured = [d for d in doctors if not d.startswith(("llm:", "vllm:"))]
+    llm_doctors = [d for d in doctors if d.startswith(("llm:", "vllm:"))]
+    for spec in structured:
+        try:
+            parse_doctor_spec(spec)
+        except DoctorSpecError as exc:
+            typer.echo(f"error: {exc} or llm:MODEL", err=True)
+            raise typer.Exit(2) from None
+    if resume and llm_doctors:
+        typer.echo("error: --resume covers structured doctors only; run the llm: doctors in their own --out", err=True)
+        raise typer.Exit(2)
+    library = load_library(cases, split)
+    out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    env_kwargs = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
+    if not llm_doctors:
+        result = play_tournament(structured, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
+                                 resume=resume, env_kwargs=env_kwargs, isolate=False, source=source_of(cases, split))
+        finish(result, allow_failures)
+        return
+    _run_with_llm_doctors(structured, llm_doctors, library, out, episodes_per_case, seed, env_kwargs,
+                          source_of(cases, split), api_base, concurrency, timeout, allow_failures)
+
+
+def _run_with_llm_doctors(structured: list[str], llm_doctors: list[str], library: list[Any], out: Path,
+                          episodes_per_case: int, seed: int, env_kwargs: dict[str, Any], source: dict[str, Optional[str]],
+                          api_base: Optional[str], concurrency: int, timeout: float, allow_failures: bool) -> None:
+    """``run`` with ``llm:`` doctors: the structured ones through the tournament engine, then the
+    LLM ones in text mode (as before), their records appended and the summary rewritten."""
     from rich.progress import Progress
 
     from clinic_env.cli_llm import play_doctors
+    from clinic_env.cli_tournament import finish, play_tournament
+    from clinic_env.competition.store import ResultsFile, write_json_atomic
+    from clinic_env.competition.summary import statistics
     from clinic_env.leaderboard import leaderboard
-    from clinic_env.policies import available_policies, known_policy
     from clinic_env.rollout import write_records
-    from clinic_env.schema import DataError, load_cases
+    from clinic_env.schema import DataError
 
-    doctors = doctor or ["random", "thorough", "info-gain"]
-    unknown = [d for d in doctors if not d.startswith("llm:") and not known_policy(d)]
-    if unknown:
-        typer.echo(f"error: unknown doctor(s) {unknown}; available: {', '.join(available_policies())} "
-                   "or llm:MODEL", err=True)
-        raise typer.Exit(2)
-    if split is not None:
-        from clinic_env.splits import SplitError, load_spec
-
-        if cases is not None:
-            typer.echo("error: --split and --cases are exclusive; give one", err=True)
-            raise typer.Exit(2)
-        try:
-            library = exit_on_data_error(lambda: load_spec(split))
-        except SplitError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(2) from None
+    result = None
+    if structured:
+        result = play_tournament(structured, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
+                                 resume=False, env_kwargs=env_kwargs, isolate=False, source=source)
     else:
-        library = exit_on_data_error(lambda: load_cases(cases))
-    out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    total = len(library) * len(doctors) * episodes_per_case
-    env_kwargs = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
+        out.mkdir(parents=True, exist_ok=True)
     try:
         with Progress(transient=False) as progress:
-            task = progress.add_task("episodes", total=total)
-            records, extra = play_doctors(library, doctors, episodes_per_case, seed, env_kwargs, api_base,
-                                          concurrency, timeout, on_episode=lambda _r: progress.advance(task))
+            task = progress.add_task("llm episodes", total=len(library) * len(llm_doctors) * episodes_per_case)
+            llm_records, extra = play_doctors(library, llm_doctors, episodes_per_case, seed, env_kwargs, api_base,
+                                              concurrency, timeout, on_episode=lambda _r: progress.advance(task))
     except (KeyError, ValueError, DataError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    write_records(records, out / "results.jsonl")
-    rows = leaderboard(records)
-    summary = {"seed": seed, "doctors": doctors, "cases": len(library), "episodes_per_case": episodes_per_case,
-               "episodes": len(records), "leaderboard": rows, **({"split": split} if split else {}), **extra}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    _print_leaderboard(rows)
-    typer.echo(f"wrote {len(records)} episode records to {out / 'results.jsonl'} and {out / 'summary.json'}")
+    if result is None:
+        write_records(llm_records, out / "results.jsonl")
+        records = llm_records
+        summary: dict[str, Any] = {"seed": seed, "doctors": llm_doctors, "cases": len(library),
+                                   "episodes_per_case": episodes_per_case,
+                                   **({"split": source["split"]} if source["split"] else {})}
+    else:
+        with ResultsFile(out / "results.jsonl") as sink:
+            for record in llm_records:
+                sink.append(record.to_json())
+        records = [*result.records, *llm_records]
+        summary = dict(result.summary)
+        summary["doctors"] = [*summary["doctors"], *llm_doctors]
+    summary.update(episodes=len(records), leaderboard=leaderboard(records), **extra, **statistics(records, seed))
+    write_json_atomic(out / "summary.json", summary)
+    if result is None:
+        _print_leaderboard(summary["leaderboard"])
+        typer.echo(f"wrote {len(records)} episode records to {out / 'results.jsonl'} and {out / 'summary.json'}")
+        return
+    failures = result.failures  # the llm: doctors' errors stay in summary["llm"], as before
+    result.records, result.summary = records, summary
+    finish(result, allow_failures, failures)
 
 
 def main() -> None:

@@ -61,6 +61,11 @@ class DoctorSpec:
     kind: SpecKind
 
     @property
+    def text(self) -> str:
+        """The spec as it would be given on the command line (``LABEL=`` only when it differs)."""
+        return self.target if self.name == self.target else f"{self.name}={self.target}"
+
+    @property
     def builtin(self) -> bool:
         """Whether the spec names a policy shipped with clinic_env (trusted: played in-process by default)."""
         return self.kind == "builtin"

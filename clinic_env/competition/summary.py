@@ -19,7 +19,7 @@ from clinic_env.schema.case import Case
 if TYPE_CHECKING:
     from clinic_env.competition.tournament import PlannedEpisode
 
-__all__ = ["FORMAT", "build_summary", "git_commit", "jsonable"]
+__all__ = ["FORMAT", "build_summary", "git_commit", "jsonable", "statistics"]
 
 #: Version of the summary's layout.
 FORMAT = "clinic_env.tournament/1"
@@ -57,8 +57,9 @@ def git_commit() -> dict[str, Any] | None:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
-def _statistics(records: Sequence[EpisodeRecord], seed: int) -> dict[str, Any]:
-    """The statistics of :mod:`clinic_env.competition.stats` where it is installed."""
+def statistics(records: Sequence[EpisodeRecord], seed: int) -> dict[str, Any]:
+    """``{"statistics": ...}`` from :mod:`clinic_env.competition.stats` where it is installed (else
+    ``{}``; ``{"statistics_error": ...}`` when it fails: the records are on disk whatever happens)."""
     try:
         from clinic_env.competition.stats import summarise
     except ImportError:
@@ -105,6 +106,7 @@ def build_summary(*, status: str, arguments: Mapping[str, Any], identity: Mappin
         "plan": jsonable(identity),
         "doctors": [d for d, _, _ in identity["doctors"]],
         "isolated": dict(isolated),
+        **({"split": arguments["split"]} if arguments.get("split") else {}),  # where the cases came from
         "cases": len(cases),
         "case_ids": [c.id for c in cases],
         "case_set_sha256": identity["case_set_sha256"],
@@ -120,5 +122,5 @@ def build_summary(*, status: str, arguments: Mapping[str, Any], identity: Mappin
         "leaderboard": leaderboard(records),
     }
     if status != "running":
-        summary.update(_statistics(records, int(identity["seed"])))
+        summary.update(statistics(records, int(identity["seed"])))
     return summary

@@ -311,7 +311,7 @@ def run_tournament(
     identity = {"doctors": [[s.name, s.kind, s.target] for s in specs], "case_set_sha256": case_set_hash(cases),
                 "seed": seed, "episodes_per_case": episodes_per_case, "personas": personas,
                 "env_kwargs": jsonable(kwargs), "env_version": ENV_VERSION}
-    arguments = {"doctors": [str(d) if isinstance(d, str) else d.target for d in doctors], "cases": len(cases),
+    arguments = {"doctors": [s.text for s in specs], "cases": len(cases),
                  "out": str(out), "episodes_per_case": episodes_per_case, "seed": seed, "resume": resume,
                  "allow_failures": allow_failures, "env_kwargs": jsonable(kwargs), "isolate": isolate,
                  "move_timeout_s": move_timeout_s, "memory_mb": memory_mb, **dict(metadata or {})}

@@ -1,0 +1,174 @@
+"""``clinic-env tournament``: a thin layer over :func:`clinic_env.competition.run_tournament`, which
+``clinic-env run`` uses too for its structured doctors.
+
+Exit status: 0 when every episode was played (forfeits included: they are the doctor's outcome),
+1 when episodes failed (their reasons and counts are printed; ``--allow-failures`` makes it 0),
+2 on a usage error (unknown doctor spec, folder locked or already holding a run, bad cases),
+130 or 143 when interrupted by Ctrl-C or SIGTERM (``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, Optional
+
+import typer
+
+from clinic_env.competition.tournament import TournamentResult
+from clinic_env.schema.case import Case
+
+__all__ = ["finish", "load_library", "play_tournament", "register", "source_of", "tournament"]
+
+
+def load_library(cases: Optional[Path], split: Optional[str]) -> list[Case]:
+    """The cases of ``--cases PATH`` or ``--split NAME:PART`` (exclusive); exits 2 with one line per problem."""
+    from clinic_env.cli import exit_on_data_error
+    from clinic_env.schema import load_cases
+
+    if split is None:
+        return exit_on_data_error(lambda: load_cases(cases))
+    from clinic_env.splits import SplitError, load_spec
+
+    if cases is not None:
+        typer.echo("error: --split and --cases are exclusive; give one", err=True)
+        raise typer.Exit(2)
+    try:
+        return exit_on_data_error(lambda: load_spec(split))
+    except SplitError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def source_of(cases: Optional[Path], split: Optional[str]) -> dict[str, Optional[str]]:
+    """Where the cases came from, for the summary."""
+    return {"cases_path": None if cases is None else str(cases), "split": split}
+
+
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM ends the run like Ctrl-C: the results file is synced, the summary says ``interrupted``."""
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _print_failures(result: TournamentResult) -> None:
+    failures = result.failures
+    if failures:
+        typer.echo(f"{sum(failures.values())} of {len(result.records)} episode(s) failed:", err=True)
+        for reason, n in sorted(failures.items(), key=lambda kv: -kv[1]):
+            typer.echo(f"  {n} x {reason}", err=True)
+    if result.forfeits:
+        typer.echo("forfeited episodes (scored, not failures): "
+                   + ", ".join(f"{d} {n}" for d, n in result.forfeits.items()), err=True)
+    moves = result.summary.get("move_failures") or {}
+    if moves:
+        typer.echo(f"{sum(moves.values())} failed move(s) of isolated doctors (penalised no-ops):", err=True)
+        for reason, n in sorted(moves.items(), key=lambda kv: -kv[1])[:10]:
+            typer.echo(f"  {n} x {reason}", err=True)
+
+
+def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Path, episodes_per_case: int,
+                    seed: int, resume: bool, env_kwargs: Mapping[str, Any], isolate: Optional[bool],
+                    move_timeout_s: float = 5.0, memory_mb: int = 1024,
+                    source: Optional[Mapping[str, Any]] = None) -> TournamentResult:
+    """Run the tournament with a progress bar; exit 2 on usage errors and 130/143 when interrupted.
+    ``source`` (``cases``, ``split``) goes into the summary's arguments with the command line.
+
+    Failed episodes do not exit here: the caller prints and decides (``run`` still has LLM doctors to play).
+    """
+    from rich.progress import Progress
+
+    from clinic_env.competition import EpisodesFailedError, TournamentError, parse_doctor_spec, run_tournament
+    from clinic_env.schema import DataError
+
+    try:
+        specs = [parse_doctor_spec(d) for d in doctors]
+    except TournamentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    with Progress(transient=False) as progress, _sigterm_as_exit():
+        task = progress.add_task("episodes", total=None)
+
+        def started(total: int, done: int) -> None:
+            progress.update(task, total=total, completed=done)
+            if done:
+                progress.console.print(f"resuming {out}: {done} of {total} episode(s) already done")
+
+        try:
+            return run_tournament(specs, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
+                                  resume=resume, allow_failures=False, env_kwargs=env_kwargs, isolate=isolate,
+                                  move_timeout_s=move_timeout_s, memory_mb=memory_mb, on_start=started,
+                                  on_episode=lambda _r: progress.advance(task), metadata={"argv": sys.argv[1:], **(source or {})})
+        except EpisodesFailedError as exc:
+            return exc.result
+        except DataError as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            raise typer.Exit(2) from None
+        except (TournamentError, KeyError, ValueError) as exc:
+            typer.echo(f"error: {exc.args[0] if isinstance(exc, KeyError) and exc.args else exc}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo(f"interrupted; continue with the same arguments and --resume (records in {out})", err=True)
+            raise typer.Exit(130) from None
+
+
+def finish(result: TournamentResult, allow_failures: bool, failures: Optional[Mapping[str, int]] = None) -> None:
+    """Print the leaderboard, failures and where the files are; exit 1 on ``failures`` (default: the
+    result's) unless allowed."""
+    from clinic_env.cli import _print_leaderboard
+
+    _print_leaderboard(result.summary["leaderboard"])
+    _print_failures(result)
+    typer.echo(f"wrote {len(result.records)} episode records to {result.out / 'results.jsonl'} and "
+               f"{result.out / 'summary.json'}" + (f" ({result.resumed} from before)" if result.resumed else ""))
+    if (result.failures if failures is None else failures) and not allow_failures:
+        typer.echo("exit 1: episodes failed (pass --allow-failures to accept them)", err=True)
+        raise typer.Exit(1)
+
+
+def tournament(
+    doctor: Annotated[list[str], typer.Option("--doctor", help="Doctor spec (repeatable): a built-in or plugin name, "
+                                              "module:attr or path/to/file.py:Name, optionally LABEL=SPEC.")],
+    out: Annotated[Path, typer.Option(help="Run folder: results.jsonl, summary.json, .lock.")],
+    cases: Annotated[Optional[Path], typer.Option("--cases", help="Case file or folder (default: bundled library).")] = None,
+    split: Annotated[Optional[str], typer.Option("--split", help="Benchmark split NAME:PART (exclusive with --cases).")] = None,
+    episodes_per_case: Annotated[int, typer.Option(min=1, help="Episodes per case and doctor.")] = 1,
+    seed: Annotated[int, typer.Option(help="Run seed: every episode's seed and persona derive from it.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out: play only missing episodes.")] = False,
+    allow_failures: Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when episodes failed.")] = False,
+    persona: Annotated[Optional[str], typer.Option(help="Persona id or file (default: all bundled, drawn per episode).")] = None,
+    max_cycles: Annotated[int, typer.Option(min=1, help="Cycle budget per episode.")] = 150,
+    isolate: Annotated[Optional[bool], typer.Option("--isolate/--no-isolate", help="Run doctors in their own "
+                                                    "processes (default: all but the built-ins).")] = None,
+    move_timeout: Annotated[float, typer.Option(min=0.001, help="Isolated doctors: seconds per move.")] = 5.0,
+    memory_mb: Annotated[int, typer.Option(min=64, help="Isolated doctors: memory limit per process (MiB).")] = 1024,
+) -> None:
+    """Play every case with every doctor on shared seeds and personas (paired), writing each episode
+    to OUT/results.jsonl as it finishes; --resume continues a killed run. Exit 1 when episodes failed."""
+    library = load_library(cases, split)
+    env_kwargs: dict[str, Any] = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
+    result = play_tournament(doctor, library, out=out, episodes_per_case=episodes_per_case, seed=seed, resume=resume,
+                             env_kwargs=env_kwargs, isolate=isolate, move_timeout_s=move_timeout, memory_mb=memory_mb,
+                             source=source_of(cases, split))
+    finish(result, allow_failures)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``tournament`` to the ``clinic-env`` app."""
+    app.command("tournament")(tournament)
