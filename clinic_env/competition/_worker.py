@@ -11,6 +11,7 @@ import importlib
 import json
 import os
 import resource
+import struct
 import sys
 import traceback
 import types
@@ -130,7 +131,7 @@ def _serve(policy: Any, fd_in: int, fd_out: int) -> int:
             continue
         try:
             _send(fd_out, b"a", ACTION.pack(action.__index__()))
-        except OverflowError:
+        except struct.error:
             _send(fd_out, b"I", _text(f"act() returned {action!r:.80}, out of range"))
 
 
