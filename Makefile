@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-test install-vllm install-rl install-rllib run test test-vllm test-rl lint bench bench-llm clean
+.PHONY: install install-test install-vllm install-rl install-rllib run test test-vllm test-rl lint bench bench-llm report-screenshot clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,14 @@ test-rl: install-rl install-rllib
 lint: install-test
 	$(PY) -m ruff check clinic_env tests benchmarks examples
 	$(PY) -m mypy clinic_env
+
+## report-screenshot: docs/report.png from a run of the bundled cases (needs Debian's chromium)
+report-screenshot: install
+	rm -rf runs/screenshot
+	$(VENV)/bin/clinic-env run --out runs/screenshot
+	$(VENV)/bin/clinic-env report runs/screenshot
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --host-resolver-rules="MAP * ~NOTFOUND" \
+		--log-level=3 --screenshot=docs/report.png --window-size=1400,2000 file://$(abspath runs/screenshot/report.html)
 
 bench: install-test
 	$(PY) benchmarks/env_throughput.py

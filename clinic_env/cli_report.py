@@ -15,8 +15,8 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="Run folder holding results.jsonl (and summary.json).")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="HTML file to write (default RUN_DIR/report.html).")] = None,
     replays: Annotated[int, typer.Option(min=0, help="Most episodes replayed in the page.")] = 200,
-    resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples per interval.")] = 2000,
-    seed: Annotated[int, typer.Option(min=0, help="Bootstrap seed.")] = 0,
+    resamples: Annotated[Optional[int], typer.Option(min=100, help="Bootstrap resamples per interval (default: as in summary.json, else 2000).")] = None,
+    seed: Annotated[Optional[int], typer.Option(min=0, help="Bootstrap seed (default: as in summary.json, else 0).")] = None,
 ) -> None:
     """Write one self-contained HTML report of a run (leaderboard, plots, replays) and CSV/Parquet exports."""
     from clinic_env.competition.report import ReportError, write_report

@@ -536,7 +536,7 @@ def write_exports(records: Sequence[EpisodeRecord], csv_path: Path, parquet_path
 
 
 def write_report(run_dir: str | Path, out: str | Path | None = None, *, replays: int = 200,
-                 resamples: int = 2000, seed: int = 0) -> Report:
+                 resamples: int | None = None, seed: int | None = None) -> Report:
     """Write the HTML report of a run folder and its CSV/Parquet exports next to it.
 
     Args:
@@ -544,13 +544,17 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, replays:
         out: The HTML file (default ``RUN_DIR/report.html``); exports are ``<stem>_episodes.csv`` and
             ``<stem>_episodes.parquet`` beside it.
         replays: Most episodes replayed in the page.
-        resamples: Bootstrap resamples.
-        seed: Bootstrap seed.
+        resamples: Bootstrap resamples (default: as in ``summary.json``'s statistics, else 2,000).
+        seed: Bootstrap seed (default: as in ``summary.json``'s statistics, else 0), so the page shows
+            the figures the tournament wrote.
 
     Raises:
         ReportError: The run folder cannot be read (see :func:`load_run`).
     """
     records, summary = load_run(run_dir)
+    method = summary.get("statistics", {}).get("method", {}) if isinstance(summary.get("statistics"), dict) else {}
+    resamples = resamples if resamples is not None else int(method.get("resamples", 2000))
+    seed = seed if seed is not None else int(method.get("seed", 0))
     html_path = Path(out) if out is not None else Path(run_dir) / "report.html"
     html_path.parent.mkdir(parents=True, exist_ok=True)
     page = render_html(records, summary, title=f"clinic-env run: {Path(run_dir).resolve().name}",

@@ -184,3 +184,12 @@ def test_report_renders_in_chromium(report_html: Path, tmp_path: Path) -> None:
     _, console = render(report_html, tmp_path, f"--screenshot={shot}", "--window-size=1400,2000")
     assert console == []
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
+def test_report_uses_the_bootstrap_settings_of_summary_json(run_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    shutil.copy(run_dir / "results.jsonl", folder)
+    (folder / "summary.json").write_text(json.dumps({"statistics": {"method": {"seed": 7, "resamples": 500}}}))
+    html = write_report(folder).html.read_text(encoding="utf-8")
+    assert "(500\nresamples, seed 7)" in html
