@@ -107,7 +107,7 @@ def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Pat
         def started(total: int, done: int) -> None:
             progress.update(task, total=total, completed=done)
             if done:
-                progress.console.print(f"resuming {out}: {done} of {total} episode(s) already done")
+                progress.console.print(f"resuming {out}: {done} of {total} episode(s) already done", soft_wrap=True)
 
         try:
             return run_tournament(specs, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
