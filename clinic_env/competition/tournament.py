@@ -334,12 +334,13 @@ def run_tournament(
                                          "played": len(fresh), "torn_bytes_removed": torn},
                 wall_s=time.perf_counter() - start)
 
-        write_json_atomic(folder / SUMMARY, summary("running"))
-        if on_start is not None:
-            on_start(len(plan), len(done))
+        # Built before anything is written: a doctor that cannot start leaves the folder as it was.
         runners = _Doctors(specs, env, isolated, move_timeout_s, memory_mb)
         others = {AGENTS[1]: make_policy("persona", env.info), AGENTS[2]: make_policy("rubric", env.info)}
         try:
+            write_json_atomic(folder / SUMMARY, summary("running"))
+            if on_start is not None:
+                on_start(len(plan), len(done))
             with ResultsFile(folder / RESULTS) as sink:
                 for item in todo:
                     record = _play_safely(env, runners.policies[item.key.doctor], others, item, cases)

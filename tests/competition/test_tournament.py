@@ -261,7 +261,7 @@ def test_a_forfeit_is_a_scored_outcome_not_a_failure(small_cases: list[clinic_en
     assert record.totals["reward"] < 0
 
 
-def test_doctor_specs(tmp_path: Path) -> None:
+def test_doctor_specs(tmp_path: Path, small_cases: list[clinic_env.Case]) -> None:
     (tmp_path / "mine.py").write_text(
         "from clinic_env.policies import RandomPolicy\n"
         "class NoReset:\n    def __init__(self, info):\n        self.n = 0\n"
@@ -286,6 +286,11 @@ def test_doctor_specs(tmp_path: Path) -> None:
                           (f"{tmp_path / 'bad.py'}:X", "importing .*bad.py failed: ImportError: no numpy here")]:
         with pytest.raises(DoctorSpecError, match=message):
             load_doctor_spec(text)
+    (tmp_path / "ctor.py").write_text("class C:\n    def __init__(self, info):\n        raise ValueError('no')\n")
+    with pytest.raises(DoctorSpecError, match="building it failed: ValueError: no"):
+        run_tournament([f"{tmp_path / 'ctor.py'}:C"], small_cases[:1], out=tmp_path / "o", env_kwargs=ENV,
+                       isolate=False)
+    assert not (tmp_path / "o" / "summary.json").exists()  # nothing written: a corrected retry needs no --resume
 
 
 def test_an_isolated_submission_plays_in_its_own_process(tmp_path: Path, small_cases: list[clinic_env.Case]) -> None:
