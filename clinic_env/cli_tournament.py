@@ -5,12 +5,21 @@ Exit status: 0 when every episode was played (forfeits included: they are the do
 1 when episodes failed (their reasons and counts are printed; ``--allow-failures`` makes it 0),
 2 on a usage error (unknown doctor spec, folder locked or already holding a run, bad cases),
 130 or 143 when interrupted by Ctrl-C or SIGTERM (``--resume`` continues).
+
+Private cases: ``--private-generated N [--conditions ID,...]`` generates N cases at start from
+:func:`~clinic_env.competition.isolation.secret_seed` (``$CLINIC_ENV_SECRET_SEED`` or 63 random bits;
+never written, printed or passed to a policy process) under opaque ids, and keeps them in the
+owner-only run folder (``private_cases.jsonl``, 600) for ``--resume``; ``--cases PATH --private``
+makes a case folder or file owner-only and tells the isolated doctors' processes not to read it.
+Either way the run folder is 700 (files 600). See ``docs/COMPETITIONS.md``.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +31,7 @@ import typer
 from clinic_env.competition.tournament import TournamentResult
 from clinic_env.schema.case import Case
 
-__all__ = ["finish", "load_library", "play_tournament", "register", "source_of", "tournament"]
+__all__ = ["finish", "load_library", "play_tournament", "private_library", "register", "source_of", "tournament"]
 
 
 def load_library(cases: Optional[Path], split: Optional[str]) -> list[Case]:
@@ -47,6 +56,62 @@ def load_library(cases: Optional[Path], split: Optional[str]) -> list[Case]:
 def source_of(cases: Optional[Path], split: Optional[str]) -> dict[str, Optional[str]]:
     """Where the cases came from, for the summary."""
     return {"cases_path": None if cases is None else str(cases), "split": split}
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def private_library(n: int, conditions: Optional[str], out: Path, resume: bool) -> tuple[list[Case], dict[str, Any]]:
+    """The cases of ``--private-generated N [--conditions ...]`` and their description for the summary.
+
+    A fresh run draws the secret seed and generates; ``--resume`` reloads ``OUT/private_cases.jsonl``
+    (the seed is not stored, so the cases could not be generated again). Exits 2 on bad conditions,
+    a kept case file that does not match ``N``, or a run to resume that lost its cases.
+    """
+    from clinic_env.competition import TournamentError
+    from clinic_env.competition.isolation import SECRET_SEED_VAR, secret_seed
+    from clinic_env.competition.tournament import PRIVATE_CASES, generate_private_cases
+
+    wanted = [c.strip() for c in conditions.split(",") if c.strip()] if conditions else None
+    about: dict[str, Any] = {"kind": "generated", "cases": n, "conditions": wanted, "cases_file": PRIVATE_CASES,
+                             "secret_seed": "not recorded"}
+    kept = out / PRIVATE_CASES
+    if resume and kept.exists():
+        from clinic_env.cli import exit_on_data_error
+        from clinic_env.schema import load_cases
+
+        library = exit_on_data_error(lambda: load_cases(kept))
+        if len(library) != n:
+            raise _fail(f"{kept} holds {len(library)} case(s), not --private-generated {n}; resume with the same arguments")
+        return library, about
+    if resume and (out / "summary.json").exists() and SECRET_SEED_VAR not in os.environ:
+        raise _fail(f"cannot resume {out}: {PRIVATE_CASES} is missing and the cases cannot be generated again "
+                    f"without the secret seed, which is never stored (set ${SECRET_SEED_VAR} to the seed the run "
+                    "used, or start a new run in another --out)")
+    try:
+        return generate_private_cases(n, secret_seed(), wanted), about
+    except (TournamentError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+@contextmanager
+def _printed_warnings() -> Iterator[None]:
+    """Isolation warnings as one ``warning: ...`` line each on stderr."""
+    try:
+        from clinic_env.competition.isolation import IsolationWarning
+    except ImportError:  # no isolation on this platform: nothing to warn about
+        yield
+        return
+
+    def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", IsolationWarning)
+        warnings.showwarning = show
+        yield
 
 
 @contextmanager
@@ -85,9 +150,11 @@ def _print_failures(result: TournamentResult) -> None:
 def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Path, episodes_per_case: int,
                     seed: int, resume: bool, env_kwargs: Mapping[str, Any], isolate: Optional[bool],
                     move_timeout_s: float = 5.0, memory_mb: int = 1024,
-                    source: Optional[Mapping[str, Any]] = None) -> TournamentResult:
+                    source: Optional[Mapping[str, Any]] = None, private: Optional[Mapping[str, Any]] = None,
+                    private_paths: Sequence[Path] = (), keep_cases: bool = False) -> TournamentResult:
     """Run the tournament with a progress bar; exit 2 on usage errors and 130/143 when interrupted.
-    ``source`` (``cases``, ``split``) goes into the summary's arguments with the command line.
+    ``source`` (``cases``, ``split``) goes into the summary's arguments with the command line;
+    ``private``, ``private_paths`` and ``keep_cases`` as in :func:`~clinic_env.competition.run_tournament`.
 
     Failed episodes do not exit here: the caller prints and decides (``run`` still has LLM doctors to play).
     """
@@ -101,7 +168,7 @@ def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Pat
     except TournamentError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    with Progress(transient=False) as progress, _sigterm_as_exit():
+    with _printed_warnings(), Progress(transient=False) as progress, _sigterm_as_exit():
         task = progress.add_task("episodes", total=None)
 
         def started(total: int, done: int) -> None:
@@ -113,7 +180,8 @@ def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Pat
             return run_tournament(specs, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
                                   resume=resume, allow_failures=False, env_kwargs=env_kwargs, isolate=isolate,
                                   move_timeout_s=move_timeout_s, memory_mb=memory_mb, on_start=started,
-                                  on_episode=lambda _r: progress.advance(task), metadata={"argv": sys.argv[1:], **(source or {})})
+                                  on_episode=lambda _r: progress.advance(task), metadata={"argv": sys.argv[1:], **(source or {})},
+                                  private=private, private_paths=private_paths, keep_cases=keep_cases)
         except EpisodesFailedError as exc:
             return exc.result
         except DataError as exc:
@@ -158,14 +226,37 @@ def tournament(
                                                     "processes (default: all but the built-ins).")] = None,
     move_timeout: Annotated[float, typer.Option(min=0.001, help="Isolated doctors: seconds per move.")] = 5.0,
     memory_mb: Annotated[int, typer.Option(min=64, help="Isolated doctors: memory limit per process (MiB).")] = 1024,
+    private_generated: Annotated[Optional[int], typer.Option(
+        "--private-generated", min=1, help="Play N private cases generated at start from a secret seed "
+        "($CLINIC_ENV_SECRET_SEED or random; never stored) under opaque ids; exclusive with --cases/--split.")] = None,
+    conditions: Annotated[Optional[str], typer.Option(
+        "--conditions", help="With --private-generated: knowledge-base condition ids to draw from, comma-separated "
+        "(default: all).")] = None,
+    private: Annotated[bool, typer.Option("--private", help="With --cases: the cases are private: make them and the "
+                                          "run folder owner-only, and keep the doctors' processes out.")] = False,
 ) -> None:
     """Play every case with every doctor on shared seeds and personas (paired), writing each episode
-    to OUT/results.jsonl as it finishes; --resume continues a killed run. Exit 1 when episodes failed."""
-    library = load_library(cases, split)
+    to OUT/results.jsonl as it finishes; --resume continues a killed run. Exit 1 when episodes failed.
+    Private cases: --private-generated N, or --cases PATH --private (see docs/COMPETITIONS.md)."""
+    about: Optional[dict[str, Any]] = None
+    hidden: list[Path] = []
+    if private_generated is not None:
+        if cases is not None or split is not None:
+            raise _fail("--private-generated makes its own cases; it is exclusive with --cases and --split")
+        library, about = private_library(private_generated, conditions, out, resume)
+    else:
+        if conditions is not None:
+            raise _fail("--conditions needs --private-generated")
+        if private and cases is None:
+            raise _fail("--private needs --cases PATH (the bundled library and the splits are public)")
+        library = load_library(cases, split)
+        if private and cases is not None:
+            about, hidden = {"kind": "folder" if cases.is_dir() else "file", "path": str(cases)}, [cases]
     env_kwargs: dict[str, Any] = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
     result = play_tournament(doctor, library, out=out, episodes_per_case=episodes_per_case, seed=seed, resume=resume,
                              env_kwargs=env_kwargs, isolate=isolate, move_timeout_s=move_timeout, memory_mb=memory_mb,
-                             source=source_of(cases, split))
+                             source=source_of(cases, split), private=about, private_paths=hidden,
+                             keep_cases=private_generated is not None)
     finish(result, allow_failures)
 
 

@@ -107,6 +107,8 @@ def build_summary(*, status: str, arguments: Mapping[str, Any], identity: Mappin
         "doctors": [d for d, _, _ in identity["doctors"]],
         "isolated": dict(isolated),
         **({"split": arguments["split"]} if arguments.get("split") else {}),  # where the cases came from
+        # Private cases: how they were made or where they are (never the secret seed).
+        **({"private": jsonable(arguments["private"])} if arguments.get("private") else {}),
         "cases": len(cases),
         "case_ids": [c.id for c in cases],
         "case_set_sha256": identity["case_set_sha256"],
