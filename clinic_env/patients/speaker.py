@@ -182,9 +182,11 @@ def _norm(text: str) -> str:
     return text.replace("\u2019", "'")
 
 
+@lru_cache(maxsize=65536)
 def line_fits(text: str, who: Speaker) -> bool:
     """Whether ``text`` suits ``who``: it names nothing from the ``never`` list (tests and
-    results) and passes every line rule whose words it contains."""
+    results) and passes every line rule whose words it contains. Pure (the rules are loaded
+    once), so cached: it runs on every answer."""
     text = _norm(text)
     compiled = load_rules()
     if any(p.search(text) for p in compiled.never):
