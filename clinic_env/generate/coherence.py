@@ -5,7 +5,9 @@ feature the condition always has that is missing, one it never has that is prese
 the wrong sex or age, a temperature that disagrees with the fever history, vital signs outside
 physiological limits, a positive pregnancy test outside pregnancy, an implausible gold diagnosis,
 an initial assessment (pulse oximetry, Glasgow Coma Scale) missing or disagreeing with the vital
-signs or with a GCS stated elsewhere.
+signs or with a GCS stated elsewhere, and every rule of ``data/coherence/rules.yaml``
+(:func:`check_rules`: laterality, who may have or say what, brief vs script vs vital signs,
+essential initial assessment, implied backstories and examination cards, units, natural durations).
 The generator is built never to produce these; the tests run the check over many cases.
 """
 
@@ -14,10 +16,20 @@ from __future__ import annotations
 import re
 
 from clinic_env.generate.knowledge import Condition
+from clinic_env.generate.rules import (
+    CoherenceRules,
+    brief_symptoms,
+    item_allowed,
+    lateral_mentions,
+    load_rules,
+    mentions,
+    text_allowed,
+    unnatural_durations,
+)
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 
-__all__ = ["check_coherence", "initial_assessment_problems", "parse_vitals", "vital_flags"]
+__all__ = ["check_coherence", "check_rules", "initial_assessment_problems", "parse_vitals", "vital_flags"]
 
 _VITAL = {
     "hr": re.compile(r"\bHR (\d+)"),
@@ -142,6 +154,7 @@ def check_coherence(case: Case, cond: Condition, cat: Catalogue) -> list[str]:
     if case.gold_diagnosis not in {d.code for d in case.differential}:
         problems.append("gold diagnosis not in the differential")
     problems += initial_assessment_problems(case)
+    problems += check_rules(case)
     missing = [t for t in case.essential_tests if case.result(t) is None]
     if missing:
         problems.append(f"essential tests without a result: {missing}")
@@ -184,3 +197,114 @@ def initial_assessment_problems(case: Case) -> list[str]:
         problems += [f"exam.gcs says GCS {total} but {tid} says GCS {m.group(1)}"
                      for m in GCS_STATED.finditer(finding.text) if int(m.group(1)) != total]
     return problems
+
+
+# ---------------------------------------------------------------------------------- rules as data
+def _texts(case: Case) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+    """(where, text) of the brief, of the script (history answers, vague versions included; the
+    scripted contradiction is inconsistent by design) and of the cards."""
+    brief = [("chief complaint", case.chief_complaint), ("opening statement", case.opening_statement)]
+    script = [(hid, t) for hid, f in case.history.items() for t in (f.text, f.vague) if t]
+    cards = [(tid, f.text) for tid, f in (*case.exam.items(), *case.tests.items())]
+    return brief, script, cards
+
+
+def _laterality(case: Case, rules: CoherenceRules) -> list[str]:
+    brief, _, cards = _texts(case)
+    present = [(hid, f.text) for hid, f in case.history.items() if f.present]
+    seen: dict[str, dict[str, str]] = {}
+    for where, text in (*brief, *present, *cards):
+        for region, sides in lateral_mentions(text, rules).items():
+            for side in sides:
+                seen.setdefault(region, {}).setdefault(side, where)
+    return [f"laterality: {region}: left in {by['left']} but right in {by['right']}"
+            for region, by in seen.items() if len(by) > 1]
+
+
+def _who(case: Case, rules: CoherenceRules) -> list[str]:
+    age, sex = case.demographics.age, case.demographics.sex
+    out = [f"history-limits: {hid} present in a {age:g}-year-old {sex}" for hid, f in case.history.items()
+           if f.present and not item_allowed(hid, age, sex, rules)]
+    for hid, f in case.history.items():
+        for text in (f.text, f.vague, f.contradiction):
+            broken = text_allowed(text, age, sex, rules) if text else []
+            out += [f"text-limits: {rid}: {hid} says {text!r} for a {age:g}-year-old {sex}" for rid in broken]
+    return out
+
+
+def _brief_and_vitals(case: Case, rules: CoherenceRules) -> list[str]:
+    brief, script, _ = _texts(case)
+    brief_text = " ".join(t for _, t in brief)
+    out = []
+    for hid in brief_symptoms(brief_text, rules):
+        fact = case.history.get(hid)
+        if fact is None or not fact.present:
+            out.append(f"brief-symptoms: the brief names {hid} but the script "
+                       f"{'lacks it' if fact is None else 'denies it: ' + repr(fact.text)}")
+    vitals = case.exam.get("exam.vitals")
+    temp = parse_vitals(vitals.text).get("temp") if vitals is not None else None
+    for st in rules.vital_statements:
+        if st.where == "fact_absent":
+            fact = case.history.get(st.item or "")
+            hits = [f"{st.item} absent"] if fact is not None and not fact.present and fact.contradiction is None else []
+        else:
+            where = [(w, t) for w, t in (brief if st.where == "brief" else script)]
+            hits = [w for w, t in where if st.pattern and mentions(st.pattern, t, rules)]
+            if st.where == "script":  # "no fever" is itself a negation: match it literally
+                hits = [w for w, t in where if st.pattern and re.search(st.pattern, t, re.IGNORECASE)]
+        if not hits:
+            continue
+        req = st.requires
+        reported = req.or_history is not None and (f := case.history.get(req.or_history)) is not None and f.present
+        if temp is None:
+            out.append(f"{st.id}: {hits[0]} speaks of the temperature but no temperature is recorded")
+        elif req.temp_min is not None and temp < req.temp_min and not reported:
+            out.append(f"{st.id}: {hits[0]} claims a fever but T {temp:g} °C and no fever reported")
+        elif req.temp_max is not None and temp > req.temp_max:
+            out.append(f"{st.id}: {hits[0]} denies a fever but T {temp:g} °C")
+    return out
+
+
+def _assessment_and_implications(case: Case, rules: CoherenceRules) -> list[str]:
+    out = []
+    ia = rules.initial_assessment
+    for tid in ia.always:
+        if tid not in case.essential_tests:
+            out.append(f"initial-assessment: {tid} is {'optional' if tid in case.optional_tests else 'not essential'}")
+    for tid in ia.when_abnormal:
+        found = case.result(tid)
+        if found is not None and found.abnormal and tid not in case.essential_tests:
+            out.append(f"initial-assessment: {tid} is abnormal ({found.text!r}) but not essential")
+    present = [(hid, f.text) for hid, f in case.history.items() if f.present]
+    for imp in rules.implications:
+        hits = [hid for hid, t in present if re.search(imp.history, t, re.IGNORECASE)]
+        if not hits:
+            continue
+        if not any(re.search(imp.backstory, t, re.IGNORECASE) for _, t in present):
+            out.append(f"{imp.id}: {hits[0]} implies an injury the history never tells")
+        card = case.exam.get(imp.exam)
+        if card is not None and not re.search(imp.exam_says, card.text, re.IGNORECASE):
+            out.append(f"{imp.id}: {hits[0]} but {imp.exam} says {card.text!r}")
+    return out
+
+
+def _units_and_durations(case: Case, rules: CoherenceRules) -> list[str]:
+    brief, script, cards = _texts(case)
+    out = [f"units: {u.id}: {tid} {m.group(0)!r} ({u.says})" for tid, t in cards for u in rules.units
+           if (m := re.search(u.pattern, t))]
+    out += [f"durations: {where} says {d!r}" for where, t in (*brief, *script, *cards)
+            for d in unnatural_durations(t, rules)]
+    return out
+
+
+def check_rules(case: Case, rules: CoherenceRules | None = None) -> list[str]:
+    """Every violation of the coherence rules (``data/coherence/rules.yaml``) by ``case``, each
+    prefixed with the rule's id (empty when coherent). Works on any case, bundled or generated.
+
+    Args:
+        case: The case to check.
+        rules: The rules (default: the shipped file).
+    """
+    r = rules or load_rules()
+    return [*_laterality(case, r), *_who(case, r), *_brief_and_vitals(case, r),
+            *_assessment_and_implications(case, r), *_units_and_durations(case, r)]

@@ -46,6 +46,13 @@ from clinic_env.generate.knowledge import (
     load_knowledge,
 )
 from clinic_env.generate.rubric import budget, differential, rubric
+from clinic_env.generate.rules import (
+    brief_symptoms,
+    item_allowed,
+    load_rules,
+    natural_durations,
+    text_allowed,
+)
 from clinic_env.generate.templates import draw_value, render
 from clinic_env.patients.vocabulary import lay_text
 from clinic_env.schema.case import Case
@@ -221,6 +228,19 @@ def _confirmatory(cond: Condition, history: dict[str, dict[str, Any]], exam: dic
     return [[t] for t in essential if (f := exam.get(t) or tests.get(t)) is not None and f["abnormal"]]
 
 
+def _natural(data: dict[str, Any]) -> None:
+    """Durations in every text of a case as people say them ("44 hours" -> "2 days")."""
+    for key in ("chief_complaint", "opening_statement"):
+        data[key] = natural_durations(data[key])
+    for fact in data["history"].values():
+        for key in ("text", "vague", "contradiction"):
+            if fact.get(key):
+                fact[key] = natural_durations(fact[key])
+    for group in ("exam", "tests"):
+        for finding in data[group].values():
+            finding["text"] = natural_durations(finding["text"])
+
+
 class _Draft:
     """The state of one case being drawn."""
 
@@ -230,6 +250,7 @@ class _Draft:
         self._sinus_tachy: bool | None = None
         self._meds_crit = 1
         self.age, self.sex, self.difficulty, self.persona, self.seed = age, sex, difficulty, persona, seed
+        self.rules = load_rules()
         child = sex == "M"
         self.vars: dict[str, str] = {
             "he": "he" if child else "she", "him": "him" if child else "her", "his": "his" if child else "her",
@@ -245,9 +266,17 @@ class _Draft:
             # {other} is the opposite side (the hemisphere of a stroke), never drawn on its own.
             self.vars["other"] = "right" if self.vars["side"] == "left" else "left"
 
-    def text(self, options: list[str] | str | None) -> str | None:
+    def text(self, options: list[str] | str | None, said: bool = False) -> str | None:
+        """One option, rendered. ``said``: the patient's words, so an option this patient could
+        not say (``text_limits``: "our two children" at 86) is never picked; None when none fits."""
+        if said and options is not None:
+            options = [o for o in ([options] if isinstance(options, str) else options) if self.sayable(o)]
         chosen = _pick(options, self.rng)
         return None if chosen is None else render(chosen, self.rng, self.vars)
+
+    def sayable(self, template: str) -> bool:
+        """Whether this patient may say ``template`` (its wording, placeholders aside)."""
+        return not text_allowed(template, self.age, self.sex, self.rules)
 
     def lay(self, text: str | None) -> str | None:
         return None if text is None else lay_text(text, self.persona.literacy)
@@ -269,22 +298,35 @@ class _Draft:
         for hid, entry in self.cond.history.items():
             if not entry.applies(self.age, self.sex):
                 continue
+            if not item_allowed(hid, self.age, self.sex, self.rules) and entry.neg is None and hid not in self.kb.lexicon:
+                continue  # nothing to say for "no" (COPD is not asked of a child)
             if hid == "meds.current" and entry.pos is None:
                 # The medicine list is composed from the condition's and the background's medicines.
                 self._meds_crit = entry.crit
                 continue
             yes = hid == presenting or hid in implied or self.present(entry.p)
+            # No COPD at 24, no menopause at 30 (history_limits), whatever the draw.
+            yes = yes and item_allowed(hid, self.age, self.sex, self.rules)
             # The generic lexicon speaks in the first person: a parent-voice condition words its own.
             words = self.kb.lexicon.get(hid, {}) if self.cond.informant == "patient" else {}
             if yes:
-                text = self.text(entry.pos) or self.text(words.get("pos"))
-            else:
-                text = self.text(entry.neg) or self.text(words.get("neg")) or self.cat.history[hid].default_answer
+                text = self.text(entry.pos, said=True) or self.text(words.get("pos"), said=True)
+                if text is None:  # nothing this patient could say for it: a plain no
+                    yes = False
+            if not yes:
+                text = (self.text(entry.neg, said=True) or self.text(words.get("neg"), said=True)
+                        or self.cat.history[hid].default_answer)
             fact: dict[str, Any] = {"text": text, "present": yes, "criticality": entry.crit}
-            vague = self.text(entry.vague) or self.text(words.get("vague"))
+            vague = self.text(entry.vague, said=True) or self.text(words.get("vague"), said=True)
             if yes and vague:
                 fact["vague_option"] = vague
             facts[hid] = fact
+        for hid in implied:
+            # A symptom the brief names that the condition does not word: the lexicon's words.
+            words = self.kb.lexicon.get(hid, {})
+            if hid not in facts and hid in self.cat.history and self.cond.informant == "patient" and words.get("pos"):
+                facts[hid] = {"text": self.text(words["pos"], said=True) or self.cat.history[hid].label,
+                              "present": True, "criticality": 1}
         if presenting not in facts:
             facts[presenting] = {"text": self.text(self.kb.lexicon.get(presenting, {}).get("pos"))
                                  or self.cat.history[presenting].label, "present": True, "criticality": 1}
@@ -303,15 +345,18 @@ class _Draft:
             if hid in facts or hid == "meds.current" or (hid not in _CORE_BACKGROUND and len(facts) >= target):
                 continue
             usable = [o for o in options if o.applies(self.age, self.sex)
-                      and self.cond.code not in o.exclude_codes and category not in o.exclude_codes]
+                      and self.cond.code not in o.exclude_codes and category not in o.exclude_codes
+                      and (not o.present or item_allowed(hid, self.age, self.sex, self.rules))
+                      and any(self.sayable(t) for t in ([o.text] if isinstance(o.text, str) else o.text))]
             if not usable:
                 continue
             option = self._choose(usable)
-            fact: dict[str, Any] = {"text": self.text(option.text), "present": option.present, "criticality": 1}
-            if option.vague:
-                fact["vague_option"] = self.text(option.vague)
-            if option.contradiction:
-                fact["contradiction_option"] = self.text(option.contradiction)
+            fact: dict[str, Any] = {"text": self.text(option.text, said=True), "present": option.present,
+                                    "criticality": 1}
+            if option.vague and (vague := self.text(option.vague, said=True)):
+                fact["vague_option"] = vague
+            if option.contradiction and (contra := self.text(option.contradiction, said=True)):
+                fact["contradiction_option"] = contra
             facts[hid] = fact
             meds += [render(m, self.rng, self.vars) for m in option.meds]
         return meds
@@ -356,6 +401,22 @@ class _Draft:
                 fact["contradiction"] = self.lay(f["contradiction_option"])
             out[hid] = fact
         return out
+
+    def implications(self, history: dict[str, dict[str, Any]], exam: dict[str, dict[str, Any]]) -> None:
+        """History wording that implies more (rules.yaml ``implications``: a leg in plaster): add
+        the backstory when no present fact tells it, and say it on the examination card."""
+        side = self.vars.get("side", "left")
+        variables = {**self.vars, "side": side}
+        for imp in self.rules.implications:
+            present = [f["text"] for f in history.values() if f["present"]]
+            if not any(re.search(imp.history, t, re.IGNORECASE) for t in present):
+                continue
+            if not any(re.search(imp.backstory, t, re.IGNORECASE) for t in present):
+                story = self.lay(render(imp.add_backstory.text, self.rng, variables)) or ""
+                history[imp.add_backstory.item] = {"text": story, "present": True, "criticality": 1}
+            card = exam.get(imp.exam)
+            if card is not None and not re.search(imp.exam_says, card["text"], re.IGNORECASE):
+                card["text"] = render(imp.exam_prefix, self.rng, variables) + card["text"][:1].lower() + card["text"][1:]
 
     # ------------------------------------------------------------------------------- findings
     def finding(self, tid: str, entry: FindingEntry) -> dict[str, Any]:
@@ -515,7 +576,10 @@ class _Draft:
             pres = cond.presentations[int(np.argmax(weights))]
         else:
             pres = cond.presentations[int(self.rng.choice(len(weights), p=weights / weights.sum()))]
-        facts = self.history(pres.symptom, pres.implies)
+        # The brief first: every symptom it names is in the script, present (brief_symptoms).
+        chief, opening = self.text(pres.chief) or "", self.lay(self.text(pres.opening)) or ""
+        implied = list(dict.fromkeys([*pres.implies, *brief_symptoms(f"{chief} {opening}", self.rules)]))
+        facts = self.history(pres.symptom, implied)
         meds = self.background(facts)
         self.medicines(facts, meds)
         fever = facts.get("sx.fever", {}).get("present", False)
@@ -531,10 +595,17 @@ class _Draft:
                 for t, e in cond.exam.items() if e.applies(self.age, self.sex)}
         tests = {t: self.finding(t, e) for t, e in cond.tests.items() if e.applies(self.age, self.sex)}
         exam, tests = self.initial_assessment(exam, tests)
+        self.implications(history, exam)
         listed = set(exam) | set(tests)
         essential = [t for t in cond.essential if t in listed]
+        # The initial assessment the presentation calls for is never optional (vital signs always;
+        # SpO2 in a hypoxic patient, GCS in a drowsy one): rules.yaml initial_assessment.
+        ia = self.rules.initial_assessment
+        essential += [t for t in ia.always if t in listed and t not in essential]
+        essential += [t for t in ia.when_abnormal if t not in essential
+                      and bool((exam.get(t) or tests.get(t) or {}).get("abnormal"))]
         confirmatory = _confirmatory(cond, history, exam, tests, essential)
-        optional = [t for t in cond.optional if t in listed]
+        optional = [t for t in cond.optional if t in listed and t not in essential]
         diff = differential(cond, cat, self.age, self.sex, pres.symptom, self.difficulty, self.rng)
         setting = cond.settings[0] if self.difficulty == 1 else cond.settings[int(self.rng.integers(len(cond.settings)))]
         child = self.age < 16
@@ -551,8 +622,8 @@ class _Draft:
             "demographics": {"age": self.age, "sex": self.sex},
             "informant": "parent" if cond.informant == "parent" else "patient",
             "presenting_complaint": pres.symptom,
-            "chief_complaint": self.text(pres.chief),
-            "opening_statement": self.lay(self.text(pres.opening)),
+            "chief_complaint": chief,
+            "opening_statement": opening,
             "history": history,
             "exam": exam,
             "tests": tests,
@@ -570,6 +641,7 @@ class _Draft:
                        f"{cond.source}. Simplified: a synthetic patient whose findings are drawn independently "
                        "from typical likelihoods and value ranges; not a real patient."),
         }
+        _natural(data)
         case = parse_model(Case, data, f"<generated {cond.id} seed {self.seed}>")
         problems = check_case_references(case, cat, f"<generated {cond.id} seed {self.seed}>")
         if problems:

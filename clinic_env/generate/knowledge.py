@@ -183,7 +183,7 @@ class KnowledgeBase:
         lexicon: History id -> ``{"pos": [...], "neg": [...], "vague": [...]}``.
         background: History id -> options (``background.yaml``), in the order they are added.
         results: Test id -> pattern name -> result templates.
-        variables: Value ranges by sex (``{"hb": {"M": "13.1-16.4:.1f", "F": ...}}``).
+        variables: Value ranges by sex (``{"hb": {"M": "134-162", "F": ...}}``, Hb in g/L).
     """
 
     def __init__(self, conditions: dict[str, Condition], lexicon: dict[str, dict[str, list[str]]],
