@@ -11,6 +11,7 @@ scanned for the longest phrases, left to right, so "order troponin and an ECG" f
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections import Counter
@@ -227,18 +228,14 @@ class CatalogueMatcher:
             i += n
         return found
 
-    def best(self, kind: str, text: str, allowed: Iterable[str] | None = None, min_score: float = 0.35) -> str | None:
-        """The item whose words overlap ``text`` most (idf-weighted, cosine-like), if good enough.
-
-        The fallback for paraphrased questions ("does anything make it worse?") that name no alias.
-        """
+    def _overlap(self, kind: str, text: str, keep: set[str] | None) -> dict[str, float]:
+        """Each item's idf-weighted, cosine-like word overlap with ``text`` (items sharing no word left out)."""
         index = self.index[kind]
         words = Counter(t for t in tokens(text) if t not in _STOP and t in index.idf)
         if not words:
-            return None
-        keep = set(allowed) if allowed is not None else None
+            return {}
         qn = math.sqrt(sum((index.idf[t] * c) ** 2 for t, c in words.items()))
-        best, best_score = None, 0.0
+        scores: dict[str, float] = {}
         for item, doc in index.docs.items():
             if keep is not None and item not in keep:
                 continue
@@ -247,7 +244,38 @@ class CatalogueMatcher:
                 continue
             dot = sum(index.idf[t] ** 2 for t in shared)
             dn = math.sqrt(sum(index.idf[t] ** 2 for t in doc))
-            score = dot / (qn * dn + 1e-9)
+            scores[item] = dot / (qn * dn + 1e-9)
+        return scores
+
+    def best(self, kind: str, text: str, allowed: Iterable[str] | None = None, min_score: float = 0.35) -> str | None:
+        """The item whose words overlap ``text`` most (idf-weighted, cosine-like), if good enough.
+
+        The fallback for paraphrased questions ("does anything make it worse?") that name no alias.
+        """
+        scores = self._overlap(kind, text, set(allowed) if allowed is not None else None)
+        best, best_score = None, 0.0
+        for item, score in scores.items():
             if score > best_score:
                 best, best_score = item, score
         return best if best_score >= min_score else None
+
+    def ranked(self, kind: str, text: str, allowed: Iterable[str] | None = None, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` items of ``kind`` closest to ``text``, best first, as ``(id, score)`` in [0, 1].
+
+        The score is the larger of the word overlap of :meth:`best` and 0.9 x the spelling
+        similarity of the item's closest phrase (so "tropnin" still finds troponin): what to offer
+        a person whose words named nothing. Items scoring under 0.2 are left out.
+        """
+        keep = set(allowed) if allowed is not None else None
+        scores = self._overlap(kind, text, keep)
+        query = normalise(text)
+        if query:
+            for key, item in self.index[kind].phrases.items():
+                if keep is not None and item not in keep:
+                    continue
+                matcher = difflib.SequenceMatcher(None, query, " ".join(key))
+                if matcher.real_quick_ratio() < 0.5 or matcher.quick_ratio() < 0.5:
+                    continue
+                scores[item] = max(scores.get(item, 0.0), 0.9 * matcher.ratio())
+        top = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+        return [(item, round(score, 3)) for item, score in top[:n] if score >= 0.2]
