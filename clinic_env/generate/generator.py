@@ -10,7 +10,17 @@ them, nothing global). What is drawn and how:
   vague answers), 2 (typical: features drawn by their likelihoods, two vague answers) or 3
   (atypical: supporting features drawn at 70% of their likelihood, four vague answers, a scripted
   contradiction, a wider differential). At every difficulty a feature with likelihood >= 0.95 is
-  present and one <= 0.05 is absent, so nothing contradicts the condition;
+  present and one <= 0.05 is absent, so nothing contradicts the condition. What each level
+  changes is tested (``tests/generate/test_coherence_rules.py``): the share of typical features
+  shown falls (1.0, then drawn, then fewer), vague answers and contradictions rise (a symptom
+  without vague wording takes a generic one from ``rules.yaml``), the differential widens;
+- **coherence rules** (``data/coherence/rules.yaml``, checked by
+  :func:`~clinic_env.generate.coherence.check_rules`) are applied while drawing: the brief
+  (chief complaint, opening line) is drawn first and every symptom it names is forced present in
+  the script; history items and wording a patient of this age and sex cannot have are never
+  drawn (no COPD at 24, no "our two children" at 86); the initial assessment is essential (vital
+  signs always, SpO2 and GCS when abnormal); wording that implies an injury (a leg in plaster)
+  gets its backstory and its examination card; every duration is put the way people say it;
 - **history**: the condition's features, the persona-independent background every patient has
   (social, family, drug history, age-appropriate comorbidities), in the patient's words, put into
   lay vocabulary for the persona's literacy;
@@ -387,6 +397,13 @@ class _Draft:
         vague_n = _VAGUE[self.difficulty] + (1 if self.persona.noise.vague > 0.2 and self.difficulty > 1 else 0)
         candidates = [h for h, f in facts.items() if f.get("vague_option") and f["present"] and h != presenting]
         candidates.sort(key=lambda h: -facts[h]["criticality"])
+        # Too few worded vague answers (an atypical case has fewer features): a generic one for
+        # other symptoms, so that harder always means noisier.
+        generic = [h for h, f in facts.items() if f["present"] and h != presenting and h not in candidates
+                   and h.startswith(("sx.", "hx."))]
+        for hid in generic[: max(0, vague_n - len(candidates))]:
+            facts[hid]["vague_option"] = self.text(self.rules.generic_vague)
+            candidates.append(hid)
         chosen = set(candidates[:vague_n])
         wants_contradiction = (self.difficulty == 3 or self.persona.noise.contradiction >= 0.1
                                or (self.difficulty == 2 and self.rng.random() < 0.3))

@@ -163,6 +163,7 @@ class CoherenceRules(_Strict):
     implications: list[Implication]
     units: list[UnitRule]
     durations: dict[str, DurationUnit]
+    generic_vague: list[str] = Field(min_length=1)
 
 
 @lru_cache(maxsize=4)
