@@ -162,6 +162,7 @@ class PlaySession:
         self.guide = Guide(self.engine, info)
         self.inputs: list[str] = []
         self.pending_speech: list[str] = []
+        self.spoken: list[str] = []
         self.quit_requested = False
         self._offered: tuple[int, ...] = ()
         self._shown = 0
@@ -276,6 +277,7 @@ class PlaySession:
             return Reply(tuple(lines), self.state(), understood=False)
         if plan.speech is not None:
             self.pending_speech.append(plan.speech)
+            self.spoken.append(plan.speech)
             return Reply((Line("speech", f"You (to the patient): {plan.speech}"),
                           Line("note", "Noted: your words are recorded with your next action.")), self.state())
         return self._act(plan.actions, plan.notes)

@@ -199,7 +199,7 @@ class PlainReader:
             pairs = dx or pairs
             # A diagnosis given in a sentence ("I think this is a heart attack, we'll treat it now")
             # keeps the sentence as the doctor's words, so communication can be judged.
-            sentence = words if len(words.split()) >= 5 else None
+            sentence = words if _SPEECH.match(words) else None
             pairs = [(i, sentence if n == 0 else None) for n, (i, _) in enumerate(pairs)]
             if segment == DIAGNOSIS and len(pairs) > 1:
                 return Plan(error="Your final diagnosis is one diagnosis: choose one of these (type its number).",
