@@ -44,6 +44,7 @@ def _register_subcommands() -> None:
     register_patients(app, cases_app)
     __import__("clinic_env.cli_tournament", fromlist=["register"]).register(app)
     __import__("clinic_env.cli_report", fromlist=["register"]).register(app)
+    __import__("clinic_env.cli_teaching", fromlist=["register"]).register(app)
     __import__("clinic_env.cli_teaching_web", fromlist=["register"]).register(app)
 
 
