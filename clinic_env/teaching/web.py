@@ -16,14 +16,16 @@ pages, served with the policy they carry.
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from html import unescape
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Form, Request
@@ -34,6 +36,10 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+if TYPE_CHECKING:
+    from clinic_env.teaching.feedback import Feedback
+    from clinic_env.teaching.session import PlaySession, Reply
+
 __all__ = ["LOOPBACK_HOSTS", "CaseChoice", "SessionStore", "WebError", "create_app", "is_loopback", "serve"]
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +49,8 @@ COMMANDS = ("help", "hint", "status", "done", "quit")
 CSP = ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; "
        "base-uri 'none'; frame-ancestors 'none'")
 MAX_TEXT = 2000
+SEGMENT_NAMES = {"history": "History taking", "differential": "Differential diagnosis", "tests": "Tests",
+                 "diagnosis": "Final diagnosis", "finished": "Finished"}
 
 
 class WebError(Exception):
@@ -55,32 +63,6 @@ class WebError(Exception):
 
 # ------------------------------------------------------------------------------------- sessions
 
-class ReplyLike(Protocol):
-    """What :meth:`SessionLike.say` returns: the lines to show."""
-
-    @property
-    def lines(self) -> Sequence[str]: ...
-
-
-class FeedbackLike(Protocol):
-    """End-of-consultation feedback (:class:`clinic_env.teaching.feedback.Feedback`)."""
-
-    def html(self) -> str: ...
-
-    def markdown(self) -> str: ...
-
-
-class SessionLike(Protocol):
-    """One consultation (:class:`clinic_env.teaching.session.PlaySession`)."""
-
-    @property
-    def done(self) -> bool: ...
-
-    def say(self, text: str) -> ReplyLike: ...
-
-    def feedback(self) -> FeedbackLike: ...
-
-
 @dataclass(frozen=True)
 class CaseChoice:
     """What the home page's form asked for: a bundled case, or a generated one."""
@@ -92,19 +74,38 @@ class CaseChoice:
     seed: int = 0
 
 
-#: Starts a consultation; returns it with its title and the opening lines to show.
-SessionFactory = Callable[[CaseChoice], tuple[SessionLike, str, list[str]]]
+#: Starts a consultation for a choice (tests pass their own).
+SessionFactory = Callable[[CaseChoice], "PlaySession"]
+#: A transcript entry: who or what (``you`` or a :data:`clinic_env.teaching.session.LineKind`), the
+#: text, and a result's grade.
+Entry = tuple[str, str, "str | None"]
 
 
 @dataclass
 class Consultation:
     """A consultation in play: the session, what the page has shown so far, when it was last used."""
 
-    session: SessionLike
-    title: str
-    transcript: list[tuple[str, str]] = field(default_factory=list)  # (who, text): "you" or "env"
+    session: PlaySession
+    transcript: list[Entry] = field(default_factory=list)
     last_used: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    feedback: Feedback | None = None
+
+    @property
+    def title(self) -> str:
+        """The opening's first line: the case title (or "Generated patient") and the complaint."""
+        return self.transcript[0][1] if self.transcript else "Consultation"
+
+    def add(self, reply: Reply) -> None:
+        """Append a reply's lines."""
+        self.transcript.extend((line.kind, line.text, line.grade) for line in reply.entries)
+
+    def get_feedback(self) -> Feedback:
+        """The feedback (computed once: it plays the scripted doctors on the same case)."""
+        with self.lock:
+            if self.feedback is None:
+                self.feedback = self.session.feedback()
+            return self.feedback
 
 
 class SessionStore:
@@ -187,6 +188,8 @@ def parse_choice(form: Mapping[str, str], personas: Sequence[str], cases: Sequen
     seed = int(seed_text)
     if source == "bundled":
         case_id = form.get("case_id", "").strip()
+        if case_id == "*":  # "any case": drawn by the seed, so a class can share one surprise case
+            case_id = random.Random(seed).choice(sorted(cases))
         if case_id not in cases:
             raise WebError(f"case {case_id!r}: not a bundled case id (pick one from the list)")
         return CaseChoice(case_id=case_id, persona=persona, seed=seed)
@@ -296,14 +299,15 @@ def create_app(runs_dir: str | Path = "runs", *, max_sessions: int = 32, idle_s:
         max_sessions: Most consultations kept at once.
         idle_s: Seconds without a request after which a consultation is dropped.
         allowed_hosts: ``Host`` header names accepted (None: any, for a server reachable by others).
-        session_factory: Starts a consultation (default: :class:`clinic_env.teaching.session.PlaySession`).
+        session_factory: Starts a consultation (default: :func:`start_play_session`, which saves a quit
+            consultation under ``runs_dir/web-sessions/``).
     """
     app = FastAPI(title="clinic-env teaching", docs_url=None, redoc_url=None, openapi_url=None)
     templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                             trim_blocks=True, lstrip_blocks=True)
     store = SessionStore(max_sessions, idle_s)
     runs = RunBrowser(Path(runs_dir))
-    start = session_factory or start_play_session
+    start = session_factory or partial(start_play_session, save_dir=Path(runs_dir) / "web-sessions")
     choices: dict[str, Any] = {}
 
     def options() -> dict[str, Any]:
@@ -357,13 +361,15 @@ def create_app(runs_dir: str | Path = "runs", *, max_sessions: int = 32, idle_s:
         return page("home.html", **options(), in_play=len(store))
 
     @app.post("/play")
-    async def new_consultation(request: Request) -> RedirectResponse:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    def new_consultation(source: str = Form("bundled"), case_id: str = Form(""), condition: str = Form(""),
+                         difficulty: str = Form(""), persona: str = Form(""), seed: str = Form("")) -> RedirectResponse:
         opts = options()
+        form = {"source": source, "case_id": case_id, "condition": condition, "difficulty": difficulty,
+                "persona": persona, "seed": seed}
         choice = parse_choice(form, opts["personas"], [cid for group in opts["cases"].values() for cid, _ in group],
                               [cid for cid, _ in opts["conditions"]])
-        session, title, opening = start(choice)
-        consultation = Consultation(session, title, [("env", line) for line in opening])
+        consultation = Consultation(start(choice))
+        consultation.add(consultation.session.opening)
         return RedirectResponse(f"/play/{store.add(consultation)}", status_code=303)
 
     @app.get("/play/{key}", response_class=HTMLResponse)
@@ -371,43 +377,42 @@ def create_app(runs_dir: str | Path = "runs", *, max_sessions: int = 32, idle_s:
         item = store.get(key)
         if item.session.done:
             return RedirectResponse(f"/play/{key}/feedback", status_code=303)
+        state = item.session.state()
         return page("play.html", key=key, title=item.title, transcript=item.transcript, commands=COMMANDS,
-                    segment=getattr(item.session, "segment", None))
+                    segment=SEGMENT_NAMES.get(state.segment, state.segment), state=state)
 
     @app.post("/play/{key}")
     def speak(key: str, text: str = Form(""), command: str = Form("")) -> RedirectResponse:
         item = store.get(key)
-        words = command if command else text.strip()
         if command and command not in COMMANDS:
             raise WebError(f"command {command!r}: must be one of {', '.join(COMMANDS)}")
+        words = command or text.strip()
         if len(words) > MAX_TEXT:
             raise WebError(f"that is {len(words)} characters; say at most {MAX_TEXT} at a time")
         with item.lock:
             if words and not item.session.done:
                 reply = item.session.say(words)
-                item.transcript.append(("you", words))
-                item.transcript.extend(("env", line) for line in reply.lines)
+                item.transcript.append(("you", words, None))
+                item.add(reply)
             finished = item.session.done
-        return RedirectResponse(f"/play/{key}{'/feedback' if finished else ''}#end", status_code=303)
+        return RedirectResponse(f"/play/{key}{'/feedback' if finished else '#end'}", status_code=303)
+
+    def finished(key: str) -> Consultation:
+        item = store.get(key)
+        if not item.session.done:
+            raise WebError("this consultation is still going: give your final diagnosis, or press Quit, to get "
+                           "the feedback", 409)
+        return item
 
     @app.get("/play/{key}/feedback", response_class=HTMLResponse)
     def feedback(key: str) -> HTMLResponse:
-        item = store.get(key)
-        if not item.session.done:
-            raise WebError("this consultation is still going: finish it (the Done button ends a segment, "
-                           "Quit ends the consultation) to get the feedback", 409)
-        with item.lock:
-            body = item.session.feedback().html()
-        return page("feedback.html", key=key, title=item.title, feedback=body, transcript=item.transcript)
+        item = finished(key)
+        return page("feedback.html", key=key, title=item.title, feedback=feedback_body(item.get_feedback().html()),
+                    transcript=item.transcript)
 
     @app.get("/play/{key}/feedback.md", response_class=PlainTextResponse)
     def feedback_markdown(key: str) -> PlainTextResponse:
-        item = store.get(key)
-        if not item.session.done:
-            raise WebError("this consultation is still going", 409)
-        with item.lock:
-            text = item.session.feedback().markdown()
-        return PlainTextResponse(text, media_type="text/markdown; charset=utf-8",
+        return PlainTextResponse(finished(key).get_feedback().markdown(), media_type="text/markdown; charset=utf-8",
                                  headers={"Content-Disposition": 'attachment; filename="feedback.md"'})
 
     @app.get("/runs", response_class=HTMLResponse)
@@ -422,9 +427,35 @@ def create_app(runs_dir: str | Path = "runs", *, max_sessions: int = 32, idle_s:
     return app
 
 
-def start_play_session(choice: CaseChoice) -> tuple[SessionLike, str, list[str]]:
-    """Start a :class:`~clinic_env.teaching.session.PlaySession` for ``choice``."""
-    raise NotImplementedError  # filled in when the session API lands
+def feedback_body(page: str) -> str:
+    """The inside of :meth:`Feedback.html`'s page (escaped there), to show within this site's page:
+    its ``<body>`` without the heading (the page has its own) and without styles or scripts (this
+    site's stylesheet styles it; the Content-Security-Policy would block them anyway)."""
+    import re
+
+    found = re.search(r"<body[^>]*>(.*)</body>", page, flags=re.S | re.I)
+    body = found.group(1) if found else page
+    body = re.sub(r"<(style|script)\b.*?</\1\s*>", "", body, flags=re.S | re.I)
+    return re.sub(r"^\s*<h1>.*?</h1>", "", body, count=1, flags=re.S)
+
+
+def start_play_session(choice: CaseChoice, save_dir: Path | None = None) -> PlaySession:
+    """A :class:`~clinic_env.teaching.session.PlaySession` for ``choice``; ``quit`` saves it in
+    ``save_dir/<time>-<random>/`` (default ``runs/web-sessions/...``).
+
+    Raises:
+        WebError: The session refused the choice (its message says why).
+    """
+    import datetime
+
+    from clinic_env.teaching.session import PlaySession, SessionError
+
+    folder = (save_dir or Path("runs") / "web-sessions") / f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    try:
+        return PlaySession(choice.case_id, condition=choice.condition, difficulty=choice.difficulty,
+                           persona=choice.persona, seed=choice.seed, save_dir=folder)
+    except SessionError as exc:
+        raise WebError(str(exc)) from None
 
 
 def is_loopback(host: str) -> bool:
