@@ -488,7 +488,7 @@ class Consultation:
             distinct = {d.code for d in case.differential} - {gold}
             match = diagnosis_match(self.final_dx, gold, self._blocks, self.gold_must_not_miss, distinct)
             share = evidence_share(case.confirmatory_evidence(), self.evidence())
-            score = diagnosis_reward(match, share)
+            score = diagnosis_reward(match, share, cfg.evidence_floor)
             if match > 0 and share == 0:
                 self.flags.append("unsupported_diagnosis")
             if self.gold_must_not_miss and match < 1:

@@ -47,6 +47,10 @@ class RewardConfig(BaseModel):
     differential_max: int = Field(default=10, ge=1, description="Most entries a differential may hold.")
     cost_weight: float = Field(default=0.2, ge=0, description="Weight of cost/budget in the tests reward.")
     cost_cap: float = Field(default=2.0, gt=0, description="cost/budget is capped at this value.")
+    evidence_floor: float = Field(
+        default=0.0, ge=0, le=0.5,
+        description="Diagnosis credit of a right label with no confirmatory evidence (a training curriculum "
+                    "option; 0 by default: a label without its evidence earns nothing).")
     tests_metric: Literal["f1", "recall"] = Field(
         default="f1", description="'recall' scores tests by weighted recall alone (a naive, gameable reward).")
     violations: VerifierConfig = Field(default_factory=VerifierConfig, description="Step verifier settings.")

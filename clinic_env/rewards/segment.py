@@ -177,14 +177,18 @@ def evidence_share(alternatives: Sequence[Sequence[str]], obtained: Collection[s
     return max(sum(1 for k in alt if k in obtained) / len(alt) for alt in alternatives)
 
 
-def diagnosis_reward(match: float, evidence: float) -> float:
-    """The diagnosis component: ICD-10 match x share of a confirmatory evidence set obtained.
+def diagnosis_reward(match: float, evidence: float, floor: float = 0.0) -> float:
+    """The diagnosis component: ICD-10 match x (floor + (1 - floor) x share of a confirmatory
+    evidence set obtained).
 
-    A right label with none of the evidence that confirms it (stroke without imaging, meningitis
-    without a lumbar puncture, NSTEMI without troponin) earns 0 and is flagged
-    ``unsupported_diagnosis``; with half of the best alternative it earns half.
+    With the default ``floor`` 0, a right label with none of the evidence that confirms it (stroke
+    without imaging, meningitis without a lumbar puncture, NSTEMI without troponin) earns 0 and is
+    flagged ``unsupported_diagnosis``; with half of the best alternative it earns half. A training
+    curriculum may set ``RewardConfig.evidence_floor`` (e.g. 0.25) so that the label alone earns a
+    little: a learner then finds the label before the evidence.
     """
-    return float(min(1.0, max(0.0, match)) * min(1.0, max(0.0, evidence)))
+    share = floor + (1.0 - floor) * min(1.0, max(0.0, evidence))
+    return float(min(1.0, max(0.0, match)) * share)
 
 
 def rubric_score(items: Sequence[RubricItem], verdicts: Mapping[int, bool | None]) -> tuple[float, dict[str, int]]:

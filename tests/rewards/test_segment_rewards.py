@@ -107,6 +107,10 @@ def test_diagnosis_credit_is_scaled_by_confirmatory_evidence() -> None:
     assert diagnosis_reward(1.0, 0.5) == 0.5
     assert diagnosis_reward(0.6, 1.0) == 0.6
     assert diagnosis_reward(1.0, 0.0) == 0.0
+    # Curriculum option: a floor for the label alone (0.25 + 0.75 x 0.5 = 0.625).
+    assert diagnosis_reward(1.0, 0.0, floor=0.25) == 0.25
+    assert diagnosis_reward(1.0, 0.5, floor=0.25) == pytest.approx(0.625)
+    assert diagnosis_reward(0.0, 1.0, floor=0.25) == 0.0
 
 
 def _item(points: int) -> RubricItem:
