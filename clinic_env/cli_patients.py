@@ -103,26 +103,37 @@ def cases_import(
 
 
 def cases_export(
-    case_id: Annotated[str, typer.Argument(help="Case id (bundled, or in --cases).")],
+    case_ref: Annotated[str, typer.Argument(metavar="CASE_ID_OR_FILE",
+                                            help="A case id (bundled, or in --cases), or a case file holding one case.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="md or html.")] = "md",
-    cases: Annotated[Optional[Path], typer.Option("--cases", help="Case file or folder (default: bundled library).")] = None,
+    cases: Annotated[Optional[Path], typer.Option("--cases", help="Case file or folder the id is in (default: bundled library).")] = None,
     persona: Annotated[Optional[str], typer.Option(help="Persona id to act (default: the case's, else cooperative).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here instead of printing.")] = None,
 ) -> None:
-    """Export a case as a printable standardised-patient script (patient script, examiner's
-    checklist, answer key) for OSCE teaching."""
+    """Export a case as an actor-ready standardised-patient script: the candidate's brief, the
+    patient's script with a backstory for every positive item and how to answer what it does not
+    cover, acting notes for the vital signs, the examiner's cards and checklist, the answer key
+    and its legend (Markdown, or a self-contained HTML page)."""
     from clinic_env.generate import export_script
     from clinic_env.schema import DataError, load_cases
 
     if fmt not in ("md", "html"):
         _fail(f"--format must be md or html, got {fmt!r}")
+    as_file = Path(case_ref)
     try:
-        library = load_cases(cases)
+        if cases is None and as_file.suffix.lower() in (".yaml", ".yml", ".json", ".jsonl") and as_file.is_file():
+            library = load_cases(as_file)
+            if len(library) != 1:
+                _fail(f"{as_file} holds {len(library)} cases; pass one id with --cases {as_file} "
+                      f"(e.g. {library[0].id if library else '-'})")
+            found = library
+        else:
+            library = load_cases(cases)
+            found = [c for c in library if c.id == case_ref]
     except DataError as exc:
         _fail(str(exc))
-    found = [c for c in library if c.id == case_id]
     if not found:
-        _fail(f"no case {case_id!r} in {cases or 'the bundled library'} ({len(library)} cases)")
+        _fail(f"no case {case_ref!r} in {cases or 'the bundled library'} ({len(library)} cases)")
     text = export_script(found[0], fmt, persona)
     if out is None:
         typer.echo(text, nl=False)

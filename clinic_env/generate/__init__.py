@@ -8,14 +8,15 @@ checks and printable standardised-patient scripts.
 
 from __future__ import annotations
 
-from clinic_env.generate.coherence import check_coherence
+from clinic_env.generate.coherence import check_coherence, check_rules
 from clinic_env.generate.generator import CaseGenerator, GeneratedCase, GenerationError, generate_case
 from clinic_env.generate.io import case_to_dict, write_cases
 from clinic_env.generate.knowledge import Condition, KnowledgeBase, load_knowledge
 from clinic_env.generate.profile import unlisted_result
+from clinic_env.generate.rules import load_rules
 from clinic_env.generate.script import export_script
 
 __all__ = [
     "CaseGenerator", "Condition", "GeneratedCase", "GenerationError", "KnowledgeBase", "case_to_dict",
-    "check_coherence", "export_script", "generate_case", "load_knowledge", "unlisted_result", "write_cases",
+    "check_coherence", "check_rules", "export_script", "generate_case", "load_knowledge", "load_rules", "unlisted_result", "write_cases",
 ]

@@ -423,7 +423,7 @@ class _Draft:
         """History wording that implies more (rules.yaml ``implications``: a leg in plaster): add
         the backstory when no present fact tells it, and say it on the examination card."""
         side = self.vars.get("side", "left")
-        variables = {**self.vars, "side": side}
+        variables = {**self.vars, "side": side, "other": "right" if side == "left" else "left"}
         for imp in self.rules.implications:
             present = [f["text"] for f in history.values() if f["present"]]
             if not any(re.search(imp.history, t, re.IGNORECASE) for t in present):
@@ -433,7 +433,8 @@ class _Draft:
                 history[imp.add_backstory.item] = {"text": story, "present": True, "criticality": 1}
             card = exam.get(imp.exam)
             if card is not None and not re.search(imp.exam_says, card["text"], re.IGNORECASE):
-                card["text"] = render(imp.exam_prefix, self.rng, variables) + card["text"][:1].lower() + card["text"][1:]
+                wording = imp.exam_text.abnormal if card["abnormal"] else imp.exam_text.normal
+                card["text"] = render(wording, self.rng, variables)
 
     # ------------------------------------------------------------------------------- findings
     def finding(self, tid: str, entry: FindingEntry) -> dict[str, Any]:

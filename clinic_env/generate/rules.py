@@ -91,6 +91,13 @@ class Backstory(_Strict):
     text: str
 
 
+class CardText(_Strict):
+    """The examination card an implication writes, as drawn normal or abnormal."""
+
+    normal: str
+    abnormal: str
+
+
 class Implication(_Strict):
     """History wording that implies a backstory and an examination card."""
 
@@ -100,7 +107,7 @@ class Implication(_Strict):
     add_backstory: Backstory
     exam: str
     exam_says: str
-    exam_prefix: str
+    exam_text: CardText
 
 
 class InitialAssessment(_Strict):

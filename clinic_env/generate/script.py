@@ -1,10 +1,14 @@
 """Printable standardised-patient scripts for OSCE teaching (Markdown and HTML).
 
-:func:`export_script` turns any case (bundled, generated or imported) into one document with four
-parts: the candidate's instructions, the patient's script (who to be, the opening line, what to
-say when asked about each item, how to behave for the persona), the examination and results cards
-the examiner hands out, the examiner's checklist (the case rubric) and the answer key. Both
-formats are rendered from the same list of blocks, so they always say the same thing.
+:func:`export_script` turns any case (bundled, generated or imported) into one actor-ready
+document: the candidate's instructions (the brief, checked against the script: a symptom the
+brief names that the script lacks or denies is reported in an examiner's note), the patient's
+script (who to be, acting notes for the persona and for the vital signs, the opening line, what
+to say when asked about each item, the backstory of every positive item, how to answer what the
+script does not cover), the examination and results cards the examiner hands out, the examiner's
+checklist (the case rubric plus the risk factors this patient has and the pertinent negatives),
+and the answer key with its legend. Both formats are rendered from the same list of blocks, so
+they always say the same thing; the HTML page is self-contained (inline styles) and escaped.
 """
 
 from __future__ import annotations
@@ -14,6 +18,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from clinic_env.generate.actor import (
+    backstories,
+    checklist_extras,
+    load_actor_notes,
+    unlisted_rules,
+    vital_notes,
+)
+from clinic_env.generate.coherence import check_rules
 from clinic_env.generate.profile import case_profile, unlisted_result
 from clinic_env.generate.rubric import short_label
 from clinic_env.patients.leak_guard import LeakGuard
@@ -115,17 +127,24 @@ def script_blocks(case: Case, persona: Persona | str | None = None, catalogue: C
     blocks = [_Block("h1", f"OSCE station: {case.title}"),
               _Block("p", f"Case {case.id} · {case.specialty.replace('_', ' ')} · {case.setting} · difficulty "
                           f"{case.difficulty}/3 · suggested time 10 minutes")]
+    actor = load_actor_notes()
     blocks += [_Block("h2", "1. Candidate instructions"),
                _Block("p", f"You are the doctor in the {case.setting}. A {who} "
                            f"{'is brought by a parent ' if case.informant == 'parent' else ''}with: {case.chief_complaint}. "
                            "Take a focused history, say which examinations and investigations you want, give a "
                            "ranked differential diagnosis and your final diagnosis.")]
+    # The brief against the script and the vital signs: what a candidate reads must be what the
+    # actor says (generated cases are built so; an imported case may not be).
+    clash = [p for p in check_rules(case) if p.split(":")[0] in ("brief-symptoms", "fever-claimed")]
+    if clash:
+        blocks.append(_Block("p", "Examiner's note: the brief and the script disagree (" + "; ".join(clash)
+                                  + "). Follow the script and correct the brief before the station."))
+    acting = _acting_notes(case, pers, cat) + vital_notes(case, actor)
     blocks += [_Block("h2", "2. Standardised patient script"),
                _Block("p", f"You are a {who}" + (" (played by the parent)" if case.informant == "parent" else "") + "."),
-               _Block("list", items=_acting_notes(case, pers, cat)),
+               _Block("list", items=acting),
                _Block("p", f'Opening line (say this first, unprompted): "{case.opening_statement}"'),
-               _Block("p", "Say the following only when asked about the topic. Anything not listed: answer "
-                           "with a plain \"no\" or \"I don't know\".")]
+               _Block("p", "Say the following only when asked about the topic, in your own words.")]
     by_cat: dict[str, list[tuple[str, Fact]]] = {}
     for hid, fact in case.history.items():
         item = cat.history.get(hid)
@@ -146,6 +165,11 @@ def script_blocks(case: Case, persona: Persona | str | None = None, catalogue: C
             rows.append((item.label if item else hid, fact.text, "; ".join(notes)))
         if rows:
             blocks += [_Block("h3", _CATEGORY_TITLE[category]), _Block("table", header=("Topic", "What you say", "Notes"), rows=rows)]
+    stories: list[Sequence[str]] = list(backstories(case, cat, actor))
+    if stories:
+        blocks += [_Block("h3", "Your backstory (the story behind each thing you have)"),
+                   _Block("table", header=("Topic", "You said", "The story behind it"), rows=stories)]
+    blocks += [_Block("h3", "Questions this script does not cover"), _Block("list", items=unlisted_rules(case, cat, actor))]
     cards: list[Sequence[str]] = [(cat.tests[t].label if t in cat.tests else t, f.text, _flag(f))
                                   for t, f in (*case.exam.items(), *case.tests.items())]
     # Tests the case does not list but its diagnosis makes abnormal: the same result the env gives.
@@ -154,7 +178,7 @@ def script_blocks(case: Case, persona: Persona | str | None = None, catalogue: C
     blocks += [_Block("h2", "3. Examination and results cards (hand out only when requested)"),
                _Block("table", header=("Examination / test", "Finding", ""), rows=cards),
                _Block("p", "Any other examination or test: give the normal result.")]
-    checklist = [f"[{r.points:+d}] {r.criterion}" for r in case.rubric]
+    checklist = [f"[{r.points:+d}] {r.criterion}" for r in case.rubric] + checklist_extras(case, cat, actor)
     blocks += [_Block("h2", "4. Examiner's checklist"),
                _Block("checklist", items=checklist or ["(no case rubric: use the general OSCE mark scheme)"]),
                _Block("p", "Negative points mark undesirable actions. Score = points met / positive points available.")]
@@ -174,6 +198,7 @@ def script_blocks(case: Case, persona: Persona | str | None = None, catalogue: C
                                      f"Guideline work-up budget: ${case.budget_usd:,.0f}"]
                       + [f"Avoid: {cat.tests[t].label if t in cat.tests else t} ({why})"
                          for t, why in case.contraindicated_tests.items()]),
+               _Block("h3", "Legend"), _Block("list", items=list(actor.legend)),
                _Block("p", f"Source: {case.source}")]
     return blocks
 
