@@ -303,28 +303,36 @@ class DevTools:
     console error, uncaught exception and browser log error (CSP, failed loads) kept in ``errors``."""
 
     def __init__(self, chromium: str, profile: Path) -> None:
-        to_child, self._write = os.pipe()
-        self._read, from_child = os.pipe()
+        import fcntl
 
-        def plumb() -> None:  # the child's fd 3 reads our commands, fd 4 writes its replies
-            os.dup2(to_child, 3)
-            os.dup2(from_child, 4)
+        def high(fd: int) -> int:  # above 4, so the child's dup2 onto 3 and 4 always copies
+            moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+            os.close(fd)
+            return moved
 
-        self.proc = subprocess.Popen(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-             "--disable-background-networking", "--disable-extensions", "--remote-debugging-pipe",
-             f"--user-data-dir={profile}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=plumb, pass_fds=(3, 4))
+        to_child, self._write = (high(fd) for fd in os.pipe())
+        self._read, from_child = (high(fd) for fd in os.pipe())
+        # posix_spawn, not Popen(preexec_fn=...): the uvicorn thread is running, and a fork that runs
+        # Python code before exec can deadlock with threads.
+        self.pid = os.posix_spawn(chromium, [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+            "--disable-background-networking", "--disable-extensions", "--remote-debugging-pipe",
+            f"--user-data-dir={profile}", "about:blank"], os.environ, file_actions=[
+            (os.POSIX_SPAWN_DUP2, to_child, 3), (os.POSIX_SPAWN_DUP2, from_child, 4),
+            *((os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2))])
         os.close(to_child)
         os.close(from_child)
         self._buffer, self._next_id, self.events, self.errors = b"", 0, [], []  # type: ignore[var-annotated]
-        target = self.call("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        for domain in ("Page", "Runtime", "Log"):
-            self.call(f"{domain}.enable", session=True)
-        self.call("Emulation.setDeviceMetricsOverride", session=True, width=1200, height=860, deviceScaleFactor=1,
-                  mobile=False)
+        try:
+            target = self.call("Target.createTarget", url="about:blank")["targetId"]
+            self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            for domain in ("Page", "Runtime", "Log"):
+                self.call(f"{domain}.enable", session=True)
+            self.call("Emulation.setDeviceMetricsOverride", session=True, width=1200, height=860,
+                      deviceScaleFactor=1, mobile=False)
+        except BaseException:
+            self.close()
+            raise
 
     def _message(self, deadline: float) -> dict[str, Any]:
         while b"\0" not in self._buffer:
@@ -405,11 +413,13 @@ class DevTools:
     def close(self) -> None:
         with contextlib.suppress(TimeoutError, RuntimeError, OSError):
             self.call("Browser.close", timeout=5)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        deadline = time.monotonic() + 10
+        while os.waitpid(self.pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(self.pid, 9)
+                os.waitpid(self.pid, 0)
+                break
+            time.sleep(0.05)
         os.close(self._read)
         os.close(self._write)
 
