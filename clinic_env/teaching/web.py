@@ -1,8 +1,8 @@
 """The teaching web page: play a case in the browser, read the feedback, browse run folders.
 
 ``create_app()`` builds a FastAPI app whose pages are rendered on the server with Jinja2 and driven by
-plain HTML forms, so the page works without JavaScript (``static/web.js`` only scrolls the transcript
-and guards against double submits). Consultations live in memory, each under an unguessable id
+plain HTML forms, so the page works without JavaScript (``static/web.js`` only scrolls the transcript,
+sends on Enter and guards against double submits). Consultations live in memory, each under an unguessable id
 (:func:`secrets.token_urlsafe`), at most ``max_sessions`` at once, dropped after ``idle_s`` seconds
 without a request. Nothing changes state on a GET: starting a consultation and speaking are POSTs
 answered with a redirect (post/redirect/get), so reloading a page never repeats a turn.
@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from clinic_env.teaching.feedback import Feedback
     from clinic_env.teaching.session import PlaySession, Reply
 
-__all__ = ["LOOPBACK_HOSTS", "CaseChoice", "SessionStore", "WebError", "create_app", "is_loopback", "serve"]
+__all__ = ["LOOPBACK_HOSTS", "CaseChoice", "Consultation", "RunBrowser", "SessionStore", "WebError", "create_app",
+           "feedback_body", "is_loopback", "parse_choice", "serve", "start_play_session"]
 
 HERE = Path(__file__).resolve().parent
 #: ``Host`` header names accepted when the app is served on loopback only.
@@ -93,7 +94,7 @@ class Consultation:
 
     @property
     def title(self) -> str:
-        """The opening's first line: the case title (or "Generated patient") and the complaint."""
+        """The opening's first line (the setting and the presenting complaint)."""
         return self.transcript[0][1] if self.transcript else "Consultation"
 
     def add(self, reply: Reply) -> None:
