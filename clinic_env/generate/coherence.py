@@ -19,6 +19,7 @@ from clinic_env.generate.knowledge import Condition
 from clinic_env.generate.rules import (
     CoherenceRules,
     brief_symptoms,
+    conflicts,
     item_allowed,
     lateral_mentions,
     load_rules,
@@ -229,6 +230,11 @@ def _who(case: Case, rules: CoherenceRules) -> list[str]:
         for text in (f.text, f.vague, f.contradiction):
             broken = text_allowed(text, age, sex, rules) if text else []
             out += [f"text-limits: {rid}: {hid} says {text!r} for a {age:g}-year-old {sex}" for rid in broken]
+    brief, script, _ = _texts(case)
+    out += [f"conflicts: {cid}: the brief and script say both" for cid in conflicts([t for _, t in (*brief, *script)], rules)]
+    # A placeholder left in a text ("I take {gliclazide|glimepiride}") is a template not filled.
+    out += [f"placeholders: {where} says {t!r}" for where, t in (*brief, *script, *_texts(case)[2])
+            if re.search(r"\{[^{}]*\}", t)]
     return out
 
 

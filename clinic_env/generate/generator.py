@@ -58,6 +58,7 @@ from clinic_env.generate.knowledge import (
 from clinic_env.generate.rubric import budget, differential, rubric
 from clinic_env.generate.rules import (
     brief_symptoms,
+    conflicts,
     item_allowed,
     load_rules,
     natural_durations,
@@ -261,6 +262,7 @@ class _Draft:
         self._meds_crit = 1
         self.age, self.sex, self.difficulty, self.persona, self.seed = age, sex, difficulty, persona, seed
         self.rules = load_rules()
+        self.said: list[str] = []  # the brief and the answers so far (conflicts)
         child = sex == "M"
         self.vars: dict[str, str] = {
             "he": "he" if child else "she", "him": "him" if child else "her", "his": "his" if child else "her",
@@ -285,8 +287,10 @@ class _Draft:
         return None if chosen is None else render(chosen, self.rng, self.vars)
 
     def sayable(self, template: str) -> bool:
-        """Whether this patient may say ``template`` (its wording, placeholders aside)."""
-        return not text_allowed(template, self.age, self.sex, self.rules)
+        """Whether this patient may say ``template`` (its wording, placeholders aside), and it
+        clashes with nothing said so far (``conflicts``)."""
+        return (not text_allowed(template, self.age, self.sex, self.rules)
+                and not conflicts([*self.said, template], self.rules))
 
     def lay(self, text: str | None) -> str | None:
         return None if text is None else lay_text(text, self.persona.literacy)
@@ -345,7 +349,7 @@ class _Draft:
     def background(self, facts: dict[str, dict[str, Any]]) -> list[str]:
         """Add the background items the condition does not define (the core ones always, others
         until the history holds 18-24 facts); returns the medicines they imply."""
-        meds = list(self.cond.meds)
+        meds = [render(m, self.rng, self.vars) for m in self.cond.meds]
         category = self.cond.code.split(".")[0]
         target = int(self.rng.integers(18, 25))
         others = [h for h in self.kb.background if h not in _CORE_BACKGROUND]
@@ -368,6 +372,7 @@ class _Draft:
             if option.contradiction and (contra := self.text(option.contradiction, said=True)):
                 fact["contradiction_option"] = contra
             facts[hid] = fact
+            self.said.append(fact["text"] or "")
             meds += [render(m, self.rng, self.vars) for m in option.meds]
         return meds
 
@@ -597,6 +602,7 @@ class _Draft:
         # The brief first: every symptom it names is in the script, present (brief_symptoms).
         chief, opening = self.text(pres.chief) or "", self.lay(self.text(pres.opening)) or ""
         implied = list(dict.fromkeys([*pres.implies, *brief_symptoms(f"{chief} {opening}", self.rules)]))
+        self.said = [chief, opening]
         facts = self.history(pres.symptom, implied)
         meds = self.background(facts)
         self.medicines(facts, meds)

@@ -26,7 +26,7 @@ from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import parse_model
 
 __all__ = [
-    "RULES_FILE", "CoherenceRules", "brief_symptoms", "item_allowed", "lateral_mentions", "load_rules",
+    "RULES_FILE", "CoherenceRules", "brief_symptoms", "conflicts", "item_allowed", "lateral_mentions", "load_rules",
     "natural_duration", "natural_durations", "text_allowed",
 ]
 
@@ -56,6 +56,14 @@ class TextLimit(Limit):
 
     id: str
     pattern: str
+
+
+class Conflict(_Strict):
+    """Two wordings that cannot appear in the same case."""
+
+    id: str
+    a: str
+    b: str
 
 
 class Laterality(_Strict):
@@ -163,6 +171,7 @@ class CoherenceRules(_Strict):
     laterality: Laterality
     history_limits: dict[str, Limit]
     text_limits: list[TextLimit]
+    conflicts: list[Conflict]
     brief_symptoms: dict[str, str]
     negation: str
     vital_statements: list[VitalStatement]
@@ -224,6 +233,16 @@ def text_allowed(text: str, age: float, sex: str, rules: CoherenceRules | None =
     """Ids of the ``text_limits`` that ``text`` breaks for this patient (empty: allowed)."""
     return [t.id for t in (rules or load_rules()).text_limits
             if not t.allows(age, sex) and _rx(t.pattern).search(text)]
+
+
+def conflicts(texts: list[str], rules: CoherenceRules | None = None) -> list[str]:
+    """Ids of the ``conflicts`` whose two wordings both appear among ``texts``."""
+    out = []
+    for c in (rules or load_rules()).conflicts:
+        a, b = _rx(c.a), _rx(c.b)
+        if any(a.search(t) for t in texts) and any(b.search(t) for t in texts):
+            out.append(c.id)
+    return out
 
 
 def item_allowed(item: str, age: float, sex: str, rules: CoherenceRules | None = None) -> bool:

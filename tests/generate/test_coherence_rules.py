@@ -159,3 +159,15 @@ def test_difficulty_levels_mean_what_they_say(gen: CaseGenerator) -> None:
     # Classic cases take the commonest presentation; atypical ones draw among all of them.
     presentations = {d: {m.case.presenting_complaint for m in made} for d, made in by_level.items()}
     assert len(presentations[3]) >= len(presentations[1])
+
+
+def test_conflicting_wording_and_unfilled_placeholders_are_caught(gen: CaseGenerator) -> None:
+    case = _case(gen, "sulfonylurea-hypoglycaemia", seed=477)
+    assert not {"conflicts", "placeholders"} & _rules_broken(case)
+    alone = _with_fact(case.model_copy(update={"opening_statement": "My husband found me muddled this morning."}),
+                       "social.living_situation", "I live on my own.")
+    assert "conflicts" in _rules_broken(alone)
+    assert "placeholders" in _rules_broken(_with_fact(case, "meds.current", "I take {gliclazide|glimepiride}."))
+    # The generator never says "I live on my own" after "my husband found me".
+    for made in gen.generate_many(60, seed=0, conditions=["sulfonylurea-hypoglycaemia"]):
+        assert "conflicts" not in _rules_broken(made.case), made.case.id
