@@ -37,7 +37,7 @@ _CLOSE = re.compile(
     r"end (the )?(history|tests|segment))")
 #: The lowest :meth:`~clinic_env.text.match.CatalogueMatcher.ranked` score worth offering.
 _OFFER = 0.55
-_SAY = re.compile(r"^\s*(?:say|tell(?: the patient)?|explain(?: to the patient)?)\s*[:,\-]?\s+(.+)$", re.I | re.S)
+_SAY = re.compile(r"^\s*(?:say|tell the patient|explain to the patient)\s*[:,\-]?\s+(.+)$", re.I | re.S)
 _QUOTED = re.compile(r'^\s*["\u201c\u2018\'](.+)["\u201d\u2019\']\s*$', re.S)
 _SPEECH = re.compile(
     r"^(hello|hi|good (morning|afternoon|evening)|my name|i'?m dr|i am dr|thank|thanks|sorry|don'?t worry|"

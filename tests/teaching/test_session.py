@@ -74,6 +74,8 @@ def test_speech_is_recorded_as_the_doctors_words(played: tuple[PlaySession, list
 
 def test_closing_words_and_wrong_segment_requests() -> None:
     session = PlaySession("card-nstemi", seed=0, persona="cooperative")
+    assert session.say("tell me about the pain").actions == ("ask:hx.character",)  # "tell" is not speech
+    assert session.say("tell the patient: we will look after you").entries[0].kind == "speech"
     assert session.say("ready for tests").actions == ("end_segment",)
     assert session.state().segment == "differential"
     refused = session.say("done")  # an empty differential cannot be committed
