@@ -179,6 +179,7 @@ class CoherenceRules(_Strict):
     implications: list[Implication]
     units: list[UnitRule]
     durations: dict[str, DurationUnit]
+    durations_keep: list[str] = Field(default_factory=list)
     generic_vague: list[str] = Field(min_length=1)
 
 
@@ -217,15 +218,29 @@ def natural_duration(n: int, unit: str, rules: CoherenceRules | None = None) -> 
     return f"{n} {unit}{'' if n == 1 else 's'}"
 
 
+def _kept(text: str, rules: CoherenceRules) -> list[tuple[int, int]]:
+    return [(k.start(), k.end()) for pattern in rules.durations_keep for k in _rx(pattern).finditer(text)]
+
+
+def _rewrite(m: re.Match[str], kept: list[tuple[int, int]], rules: CoherenceRules) -> str:
+    if any(lo < m.end() and m.start() < hi for lo, hi in kept):
+        return m.group(0)
+    return natural_duration(int(m.group(1)), m.group(2), rules)
+
+
 def natural_durations(text: str, rules: CoherenceRules | None = None) -> str:
-    """Every ``<number> <unit>`` of ``text`` rewritten by :func:`natural_duration`."""
-    return _DURATION.sub(lambda m: natural_duration(int(m.group(1)), m.group(2), rules), text)
+    """Every ``<number> <unit>`` of ``text`` rewritten by :func:`natural_duration`, except the
+    exact counts of ``durations_keep`` (gestation, culture incubation)."""
+    r = rules or load_rules()
+    kept = _kept(text, r)
+    return _DURATION.sub(lambda m: _rewrite(m, kept, r), text)
 
 
 def unnatural_durations(text: str, rules: CoherenceRules | None = None) -> list[str]:
-    """The durations of ``text`` that :func:`natural_duration` would rewrite."""
-    return [m.group(0) for m in _DURATION.finditer(text)
-            if natural_duration(int(m.group(1)), m.group(2), rules) != m.group(0)]
+    """The durations of ``text`` that :func:`natural_durations` would rewrite."""
+    r = rules or load_rules()
+    kept = _kept(text, r)
+    return [m.group(0) for m in _DURATION.finditer(text) if _rewrite(m, kept, r) != m.group(0)]
 
 
 # ------------------------------------------------------------------------------------ who says it
