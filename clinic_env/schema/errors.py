@@ -6,15 +6,30 @@ can fix a malformed case, persona, rubric or catalogue without reading a traceba
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["DataError", "Problem"]
 
 
-def _short(value: object, limit: int = 60) -> str:
-    text = repr(value)
+# A bounded repr: a huge or deeply nested value (an expanded alias bomb) is never formatted whole.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 80, 80
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+MAX_LINE = 800  # characters of one printed problem (file 200, field 120, message 300, value 60)
+
+
+def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(value: object, limit: int = 60) -> str:
+    try:
+        text = _REPR.repr(value)
+    except (RecursionError, MemoryError, ValueError):
+        text = f"<{type(value).__name__}>"
+    return _clip(text, limit)
 
 
 @dataclass(frozen=True)
@@ -34,9 +49,10 @@ class Problem:
     value: object = None
 
     def __str__(self) -> str:
-        where = f"{self.file}: {self.field}" if self.field else self.file
+        where = f"{_clip(self.file, 200)}: {_clip(self.field, 120)}" if self.field else _clip(self.file, 200)
         shown = "" if self.value is None else f" (got {_short(self.value)})"
-        return f"{where}: {self.message}{shown}"
+        line = f"{where}: {_clip(self.message, 300)}{shown}"
+        return _clip(line, MAX_LINE).replace("\n", " ")
 
 
 class DataError(ValueError):

@@ -4,13 +4,13 @@ the field path and the value. Cross-file checks (a case's ids against the catalo
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from clinic_env.schema.case import Case
@@ -19,6 +19,7 @@ from clinic_env.schema.errors import DataError, Problem
 from clinic_env.schema.persona import Persona
 from clinic_env.schema.principles import PrincipleSet
 from clinic_env.schema.rubric import RubricBank
+from clinic_env.schema.safe_read import DATA_SUFFIXES, data_format, read_documents
 
 __all__ = [
     "DATA_SUFFIXES",
@@ -35,9 +36,6 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=BaseModel)
-# libyaml's safe loader when PyYAML was built with it: the bundled library loads ~10x faster.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-DATA_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 _PKG = Path(__file__).resolve().parent.parent
 
 
@@ -55,31 +53,24 @@ def bundled_dir(name: str) -> Path:
 
 
 def iter_data_files(path: Path) -> Iterator[Path]:
-    """The data files in ``path`` (itself if a file), sorted, recursing into folders."""
-    if path.is_file():
+    """The data files in ``path`` (itself unless a folder), sorted, recursing into folders.
+
+    A folder yields every entry with a data suffix (any case) that is not a folder, so a FIFO or
+    device named ``*.yaml`` is reported by :func:`read_documents` rather than skipped; anything
+    given directly that is not a folder is yielded as it is, to be read (or refused) there.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DataError.single(path, "", "no such file or folder") from None
+    except OSError as exc:
+        raise DataError.single(path, "", f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
         yield path
         return
-    if not path.exists():
-        raise DataError.single(path, "", "no such file or folder")
     for child in sorted(path.rglob("*")):
-        if child.is_file() and child.suffix in DATA_SUFFIXES:
+        if data_format(child) is not None and not child.is_dir():
             yield child
-
-
-def read_documents(path: Path) -> list[Any]:
-    """Parse a YAML, JSON or JSONL file into a list of documents (one per JSONL line)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError.single(path, "", f"cannot read file: {exc}") from None
-    try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        if path.suffix == ".json":
-            return [json.loads(text)]
-        return [yaml.load(text, Loader=_YAML_LOADER)]
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise DataError.single(path, "", f"not valid {path.suffix[1:].upper()}: {exc}") from None
 
 
 def _loc(prefix: str, loc: Iterable[int | str]) -> str:
@@ -177,7 +168,10 @@ def _bundled_catalogue() -> Catalogue:
 
 
 def _load_catalogue(folder: Path) -> Catalogue:
-    files = [f for f in sorted(folder.iterdir()) if f.suffix in DATA_SUFFIXES]
+    try:
+        files = [f for f in sorted(folder.iterdir()) if data_format(f) is not None]
+    except OSError as exc:
+        raise DataError.single(folder, "", f"cannot read catalogue folder: {exc.strerror or exc}") from None
 
     def pick(stem: str) -> list[Path]:
         return [f for f in files if f.stem.startswith(stem)]

@@ -31,8 +31,28 @@ _ITEM_KINDS: dict[str, tuple[type, str]] = {
 }
 
 
+# Keys that say what a record is even when it is incomplete: a mapping with at least
+# _CLEAR_KEYS of a kind's distinctive keys is that kind, so its missing fields can be named.
+_DISTINCTIVE: dict[str, frozenset[str]] = {
+    "case": frozenset(Case.model_fields) - {"id", "title", "source", "difficulty", "tests", "rubric"},
+    "persona": frozenset(Persona.model_fields) - {"id", "name", "description"},
+}
+_CLEAR_KEYS = 3
+
+
+def _clear_kind(doc: dict[Any, Any]) -> str | None:
+    keys = {k for k in doc if isinstance(k, str)}
+    scores = {kind: len(keys & distinctive) for kind, distinctive in _DISTINCTIVE.items()}
+    kind, score = max(scores.items(), key=lambda kv: kv[1])
+    return kind if score >= _CLEAR_KEYS else None
+
+
 def detect_kind(doc: Any) -> str | None:
-    """Guess what a parsed document is: case, persona, rubric bank or a catalogue kind."""
+    """Guess what a parsed document is: case, persona, rubric bank or a catalogue kind.
+
+    A mapping holding several of a case's (or persona's) own keys is that kind even when required
+    fields are missing, so that validation names the missing fields.
+    """
     if isinstance(doc, list):
         return detect_kind(doc[0]) if doc else None
     if not isinstance(doc, dict):
@@ -58,7 +78,9 @@ def detect_kind(doc: Any) -> str | None:
             return "tests"
         if "question" in first or "default_answer" in first:
             return "history"
-    return None
+    if isinstance(items, list) and "name" in doc:
+        return "rubric"
+    return _clear_kind(doc)
 
 
 def library_standards(case: Case, file: str, prefix: str = "") -> list[Problem]:
@@ -89,12 +111,16 @@ def _validate_items(kind: str, doc: dict[str, Any], file: str) -> list[Problem]:
     return problems
 
 
-def _validate_doc(doc: Any, file: str, cat: Catalogue | None, strict: bool) -> list[Problem]:
+def _validate_doc(doc: Any, file: str, cat: Catalogue | None, strict: bool,
+                  ids: dict[str, dict[str, str]] | None = None) -> list[Problem]:
+    """Problems of one document; ``ids`` (kind -> id -> first file) catches ids defined twice."""
     kind = detect_kind(doc)
     if kind is None:
         return [Problem(file, "", "cannot tell what this file is (case, persona, rubric bank or catalogue)")]
     problems: list[Problem] = []
     if kind in _ITEM_KINDS:
+        if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+            return [Problem(file, "items", "expected a mapping with an 'items' list")]
         return _validate_items(kind, doc, file)
     if kind == "principles":
         try:
@@ -110,6 +136,12 @@ def _validate_doc(doc: Any, file: str, cat: Catalogue | None, strict: bool) -> l
         except DataError as exc:
             problems.extend(exc.problems)
             continue
+        if isinstance(obj, (Case, Persona)) and ids is not None:
+            seen = ids.setdefault(kind, {})
+            if obj.id in seen:
+                problems.append(Problem(file, f"{prefix}.id" if prefix else "id",
+                                        f"duplicate {kind} id (also in {seen[obj.id]})", obj.id))
+            seen.setdefault(obj.id, file)
         if isinstance(obj, Case) and cat is not None:
             problems += check_case_references(obj, cat, file, prefix)
             if strict:
@@ -158,26 +190,32 @@ def validate_paths(paths: list[Path], catalogue: str | Path | None = None, stric
         problems.append(Problem(str(catalogue or "<bundled catalogues>"), "", str(exc)))
     count = 0
     knowledge_roots: set[Path] = set()
+    unreadable_roots: set[Path] = set()
+    ids: dict[str, dict[str, str]] = {}
     for path in paths:
         try:
             files = list(iter_data_files(path))
         except DataError as exc:
             problems.extend(exc.problems)
             continue
+        if not files:
+            problems.append(Problem(str(path), "", "no data files (.yaml, .yml, .json, .jsonl) in this folder"))
         for file in files:
             count += 1
-            root = _knowledge_root(file)
-            if root is not None:
-                knowledge_roots.add(root)
-                continue
             try:
                 docs = read_documents(file)
             except DataError as exc:
                 problems.extend(exc.problems)
+                docs = None
+            root = _knowledge_root(file)
+            if root is not None:
+                # The knowledge base is loaded as a whole (by its own loader): only after every
+                # file in it has passed the bounded reader above.
+                (knowledge_roots if docs is not None else unreadable_roots).add(root)
                 continue
-            for doc in docs:
-                problems += _validate_doc(doc, str(file), cat, strict)
-    for root in sorted(knowledge_roots):
+            for doc in docs or ():
+                problems += _validate_doc(doc, str(file), cat, strict, ids)
+    for root in sorted(knowledge_roots - unreadable_roots):
         problems += _validate_knowledge(root, catalogue)
     # A problem inside the catalogue is reported once even when many files are checked.
     return count, list({str(p): p for p in problems}.values())
