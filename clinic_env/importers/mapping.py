@@ -5,6 +5,9 @@ Names are normalised (``Chest_X-Ray`` -> ``chest x ray``, US -> UK spelling vari
 aliases), looked up among catalogue labels, synonyms and the shipped aliases
 (``data/knowledge/aliases.yaml``), then matched fuzzily (:mod:`difflib`) when nothing matches
 exactly. What cannot be mapped is returned as ``None`` for the importer to keep as free text.
+Diagnoses go through :func:`clinic_env.schema.vocabulary.map_diagnosis` (the WHO ICD-10 vocabulary,
+curated synonyms; it refuses to guess and says why): :meth:`CatalogueMapper.diagnosis` gives the
+full :class:`DiagnosisMapping`, :meth:`CatalogueMapper.map_diagnosis` only its code.
 """
 
 from __future__ import annotations
@@ -18,18 +21,17 @@ from pathlib import Path
 import yaml
 
 from clinic_env.generate.coherence import vital_flags
-from clinic_env.patients.normalise import fold, tokens, views
+from clinic_env.patients.normalise import fold, views
 from clinic_env.patients.terms import (
-    GENERIC_WORDS,
     Term,
     TermIndex,
-    diagnosis_synonyms,
-    load_synonyms,
     make_term,
 )
 from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.vocabulary import DiagnosisMapping, DiagnosisVocabulary, map_diagnosis
 
-__all__ = ["CatalogueMapper", "looks_abnormal", "normalise_name", "split_sentences"]
+__all__ = ["CatalogueMapper", "DiagnosisMapping", "looks_abnormal", "map_diagnosis", "normalise_name",
+           "split_sentences"]
 
 _ALIASES = Path(__file__).resolve().parent.parent / "data" / "knowledge" / "aliases.yaml"
 _NEGATION = re.compile(r"\b(?:no|not|denies|denied|denying|without|negative for|absence of|absent|never|nor|free of|"
@@ -178,18 +180,7 @@ class CatalogueMapper:
                         and not (len(term.words) == 1 and term.words[0] in _WEAK):
                     self._hx_terms.append((hid, term))
         self._hx_index = TermIndex([t for _, t in self._hx_terms], fuzzy=False)
-        # (normalised name, code, weight): the label's head names the diagnosis best, a lone
-        # distinctive word of the label least.
-        self._dx_names: list[tuple[str, str, float]] = []
-        for code, dx in catalogue.diagnoses.items():
-            head = re.split(r",|\(|\[| without | with mention", dx.label)[0]
-            dx_names: list[tuple[str, float]] = [(head, 1.0), *[(n, 0.95) for n in re.findall(r"\(([^)]*)\)", dx.label)]]
-            dx_names += [(n, 0.9 if " " in n or n in load_synonyms().get(code, ()) else 0.6)
-                         for n in diagnosis_synonyms(code, dx.label)]
-            for name, weight in dx_names:
-                key = _us(normalise_name(name))
-                if len(key) >= 3:
-                    self._dx_names.append((key, code, weight))
+        self._vocabulary: DiagnosisVocabulary | None = None
 
     # ------------------------------------------------------------------------------- tests
     def map_test(self, name: str, kind: str | None = None) -> str | None:
@@ -263,28 +254,15 @@ class CatalogueMapper:
         return m.start() if m else None
 
     # ------------------------------------------------------------------------------- diagnoses
-    def map_diagnosis(self, text: str) -> str | None:
-        """The ICD-10 code of a free-text diagnosis, or None."""
-        key = _us(normalise_name(text))
-        if not key:
-            return None
-        prior = {c: d.prior for c, d in self.cat.diagnoses.items()}
-        # Ties go to the commoner diagnosis (``pulmonary embolism`` -> I26.9 rather than massive PE).
-        exact = sorted((-w, -prior[code], code) for name, code, w in self._dx_names if name == key)
-        if exact:
-            return exact[0][2]
-        key_words = {w for w in tokens(key) if w not in GENERIC_WORDS}
-        best: tuple[float, str] | None = None
-        for name, code, weight in self._dx_names:
-            words = {w for w in tokens(name) if w not in GENERIC_WORDS}
-            common = len(words & key_words)
-            if not common:
-                continue
-            score = weight * 2 * common / (len(words) + len(key_words)) + prior[code] * 1e-3  # Dice overlap
-            if best is None or score > best[0]:
-                best = (score, code)
-        if best is not None and best[0] >= 0.5:
-            return best[1]
-        scored = [(SequenceMatcher(None, key, name).ratio(), code) for name, code, _ in self._dx_names]
-        score, code = max(scored)
-        return code if score >= 0.88 else None
+    def diagnosis(self, text: str, context: str = "") -> DiagnosisMapping:
+        """The full mapping of a free-text diagnosis (code, status, confidence, evidence,
+        candidates) against the WHO ICD-10 vocabulary and this catalogue's labels; see
+        :func:`clinic_env.schema.vocabulary.map_diagnosis`."""
+        if self._vocabulary is None:
+            self._vocabulary = DiagnosisVocabulary(self.cat)
+        return self._vocabulary.map(text, context)
+
+    def map_diagnosis(self, text: str, context: str = "") -> str | None:
+        """The ICD-10 code of a free-text diagnosis, or None when the mapping refuses to guess
+        (:meth:`diagnosis` gives the reasons)."""
+        return self.diagnosis(text, context).code

@@ -1,0 +1,393 @@
+"""Diagnosis text -> WHO ICD-10 code, refusing to guess.
+
+:func:`map_diagnosis` tries, in order, and stops at the first stage that names one entity:
+
+1. ``exact``: the text equals a diagnosis catalogue label or a WHO ICD-10 2019 title (case,
+   punctuation, possessives, word order, UK/US spelling, "of/the" and ", unspecified" ignored);
+2. ``synonym``: a curated synonym (``data/icd10/synonyms.yaml``, checked by hand);
+3. ``abbreviation``: the whole text, or a parenthesised part of it, is a curated abbreviation
+   (``NSTEMI``, ``CLL``, ``AML``...);
+4. ``vocabulary``: the text's content words equal those of a title or synonym once words that
+   never distinguish two entities ("disease", "syndrome", "disorder", "unspecified") are set
+   aside: every content word of either side must be on the other, so an eponym or one shared
+   word is never enough (``reactive arthritis`` never reaches ``rheumatoid arthritis``);
+5. ``fuzzy``: the same, after correcting misspelt words to vocabulary words. A correction is
+   accepted only when the words are at least :data:`FUZZY_THRESHOLD` similar
+   (:class:`difflib.SequenceMatcher` ratio), at least 6 letters long, end alike (``-itis`` is
+   never ``-osis``) and are not a curated pair of distinguishing words (lymphocytic/lymphoblastic,
+   acute/chronic...). The mapping's confidence is the least similarity of the corrected words.
+
+Where a stage finds several entities (two categories) nothing is chosen: the result is
+``unmapped`` with the alternatives in ``candidates``, and the case keeps its gold as free text
+(it still runs in open mode). Curated ambiguous names (``respiratory distress syndrome``: newborn
+P22.0 or adult J80) are resolved only by words of the ``context`` (e.g. the case's demographics).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import yaml
+
+from clinic_env.schema import icd10
+
+if TYPE_CHECKING:
+    from clinic_env.schema.catalogue import Catalogue
+
+__all__ = [
+    "FUZZY_THRESHOLD",
+    "Candidate",
+    "DiagnosisMapping",
+    "DiagnosisVocabulary",
+    "MappingStatus",
+    "content_words",
+    "default_vocabulary",
+    "map_diagnosis",
+    "normalise_text",
+]
+
+MappingStatus = Literal["exact", "synonym", "abbreviation", "vocabulary", "fuzzy", "unmapped"]
+
+#: Least word similarity for a fuzzy correction (and so the least confidence of a fuzzy mapping).
+FUZZY_THRESHOLD = 0.88
+#: Confidence of a mapping by stage (a fuzzy mapping's is the least similarity of its corrections).
+CONFIDENCE: dict[str, float] = {"exact": 1.0, "synonym": 0.97, "abbreviation": 0.93, "vocabulary": 0.9}
+
+_DATA = Path(__file__).resolve().parent.parent / "data" / "icd10" / "synonyms.yaml"
+# UK -> US spelling: applied to both sides, so either spelling matches either.
+_SPELLING = (("oesophag", "esophag"), ("haem", "hem"), ("aemia", "emia"), ("ischaem", "ischem"), ("rrhoe", "rrhe"),
+             ("oedem", "edem"), ("paed", "ped"), ("coeliac", "celiac"), ("faec", "fec"), ("goitre", "goiter"),
+             ("tumour", "tumor"), ("caec", "cec"), ("gynaec", "gynec"), ("anaes", "anes"), ("oestr", "estr"),
+             ("foet", "fet"), ("dyspnoea", "dyspnea"), ("apnoea", "apnea"), ("leukaem", "leukem"), ("fibre", "fiber"),
+             ("centre", "center"), ("behaviour", "behavior"), ("orthopaed", "orthoped"), ("aesthe", "esthe"))
+_STOP = frozenset({"of", "the", "a", "an", "and", "or", "in", "on", "at", "to", "by", "for", "as", "its", "nos",
+                   "unspecified", "elsewhere", "classified"})
+#: Words that never tell two entities apart (set aside from stage 4 on).
+_HARMLESS = frozenset({"disease", "disorder", "syndrome", "condition", "infection", "type"})
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, accents folded, possessives and punctuation dropped, US spelling
+    (``Hirschsprung’s disease`` -> ``hirschsprung disease``, ``leukaemia`` -> ``leukemia``)."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()
+    text = re.sub(r"['’`]s\b", "", text)
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    for uk, us in _SPELLING:
+        text = text.replace(uk, us)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _stem(word: str) -> str:
+    if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "is", "us", "sis", "ies")):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> frozenset[str]:
+    """The content words of a (normalised) text: stop words dropped, plurals singular."""
+    return frozenset(_stem(w) for w in normalise_text(text).split() if w not in _STOP)
+
+
+def _strong(words: frozenset[str]) -> frozenset[str]:
+    return frozenset(w for w in words if w not in _HARMLESS)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An alternative the mapper considered."""
+
+    code: str
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class DiagnosisMapping:
+    """The outcome of mapping one diagnosis text.
+
+    Attributes:
+        text: The source text.
+        code: The ICD-10 code, or None when ``status`` is ``unmapped``.
+        status: The stage that decided (see the module docstring).
+        confidence: 0 for unmapped; see :data:`CONFIDENCE` and :data:`FUZZY_THRESHOLD`.
+        evidence: What matched (``WHO title 'Coarctation of aorta'``, ``curated synonym ...``) or why
+            nothing was chosen.
+        candidates: The top alternatives with scores (best first), also when unmapped.
+    """
+
+    text: str
+    code: str | None
+    status: MappingStatus
+    confidence: float
+    evidence: str
+    candidates: tuple[Candidate, ...] = ()
+
+    @property
+    def mapped(self) -> bool:
+        """Whether a code was chosen."""
+        return self.code is not None
+
+
+@dataclass(frozen=True)
+class _Name:
+    code: str
+    label: str
+    origin: str  # "catalogue", "WHO title", "curated synonym"
+    rank: float  # tie-break among names of one key: higher wins
+
+
+class DiagnosisVocabulary:
+    """The names every code can be reached by, indexed for :meth:`map`.
+
+    Args:
+        catalogue: The diagnosis catalogue whose labels are names too (and which wins a tie).
+        data: The curated synonyms file (default: the shipped ``data/icd10/synonyms.yaml``).
+    """
+
+    def __init__(self, catalogue: Catalogue | None = None, data: str | Path | None = None) -> None:
+        raw = yaml.safe_load(Path(data or _DATA).read_text(encoding="utf-8")) or {}
+        self.catalogue_codes = frozenset(catalogue.diagnoses) if catalogue is not None else frozenset()
+        self._exact: dict[frozenset[str], list[_Name]] = {}
+        self._synonyms: dict[frozenset[str], list[_Name]] = {}
+        self._strong: dict[frozenset[str], list[_Name]] = {}
+        self.abbreviations: dict[str, str] = {str(k): icd10.normalise_code(str(v))
+                                              for k, v in (raw.get("abbreviations") or {}).items()}
+        for abbr, code in self.abbreviations.items():
+            if not icd10.is_valid(code):
+                raise ValueError(f"{_DATA}: abbreviations: {abbr} -> {code!r} is not a WHO ICD-10 code")
+        self.ambiguous: dict[frozenset[str], list[tuple[str, tuple[str, ...]]]] = {}
+        for name, options in (raw.get("ambiguous") or {}).items():
+            self.ambiguous[content_words(str(name))] = [
+                (icd10.normalise_code(str(o["code"])), tuple(str(w).lower() for w in o.get("context", ())))
+                for o in options]
+        self.distinct: list[frozenset[str]] = [frozenset(normalise_text(str(w)) for w in group)
+                                               for group in raw.get("distinct_words") or ()]
+        if catalogue is not None:
+            for code, dx in catalogue.diagnoses.items():
+                for part in _label_names(dx.label):
+                    self._add(self._exact, _Name(code, dx.label, "catalogue label", 2.0 + dx.prior), part)
+        for code in icd10.all_codes():
+            title = icd10.description(code) or ""
+            rank = 1.0 + (0.5 if code.endswith(".9") else 0.0) + 0.1 * (len(code) > 3)
+            for part in _label_names(title):
+                self._add(self._exact, _Name(code, title, "WHO title", rank), part)
+        for code, names in (raw.get("synonyms") or {}).items():
+            norm = icd10.normalise_code(str(code))
+            if not icd10.is_valid(norm) and norm not in self.catalogue_codes:
+                raise ValueError(f"{_DATA}: synonyms: {code!r} is not a WHO ICD-10 code")
+            for name in names:
+                self._add(self._synonyms, _Name(norm, str(name), "curated synonym", 3.0), str(name))
+        for index in (self._exact, self._synonyms):
+            for key, found in index.items():
+                for n in found:
+                    self._strong.setdefault(_strong(key), []).append(n)
+        self._words = sorted({w for key in self._strong for w in key})
+
+    def _add(self, index: dict[frozenset[str], list[_Name]], name: _Name, text: str | None = None) -> None:
+        key = content_words(text if text is not None else name.label)
+        if key:
+            index.setdefault(key, []).append(name)
+
+    # ---------------------------------------------------------------------------------------
+    def map(self, text: str, context: str = "") -> DiagnosisMapping:
+        """Map one diagnosis text (see the module docstring). ``context`` (e.g. the case's
+        demographics) only resolves the curated ambiguous names."""
+        main = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", text)
+        inner = [part.strip() for group in re.findall(r"\(([^)]*)\)|\[([^\]]*)\]", text)
+                 for part in group if part.strip()]
+        result = self._map_phrase(text, main, context)
+        if result.mapped:
+            return result
+        for phrase in [main.strip(), *inner]:
+            abbr = self._abbreviation(phrase)
+            if abbr is not None:
+                return DiagnosisMapping(text, abbr, "abbreviation", CONFIDENCE["abbreviation"],
+                                        f"curated abbreviation {phrase!r} -> {abbr} {_title(abbr)!r}")
+        for phrase in inner:
+            sub = self._map_phrase(text, phrase, context)
+            if sub.mapped:
+                return sub
+        return result
+
+    def _abbreviation(self, phrase: str) -> str | None:
+        phrase = phrase.strip().strip(".")
+        if phrase in self.abbreviations:
+            return self.abbreviations[phrase]
+        upper = phrase.upper()
+        # A whole field written in lower case ("nstemi") is still the abbreviation.
+        if upper in self.abbreviations and phrase == phrase.lower() and len(phrase) >= 3:
+            return self.abbreviations[upper]
+        return None
+
+    def _map_phrase(self, text: str, phrase: str, context: str) -> DiagnosisMapping:
+        key = content_words(phrase)
+        if not key:
+            return DiagnosisMapping(text, None, "unmapped", 0.0, "no words to map")
+        if key in self.ambiguous:
+            return self._ambiguous(text, key, context)
+        stages: tuple[tuple[dict[frozenset[str], list[_Name]], MappingStatus], ...] = (
+            (self._exact, "exact"), (self._synonyms, "synonym"))
+        for index, status in stages:
+            if key in index:
+                found = self._decide(text, index[key], status, CONFIDENCE[status])
+                # A WHO category that is subdivided is not a valid code to record: a curated
+                # synonym naming one of its subcategories wins (irritable bowel syndrome -> K58.8).
+                if status == "exact" and found.code and icd10.descendants(found.code):
+                    if key in self._synonyms:
+                        continue
+                    found = _nos(found)
+                return found
+        strong = _strong(key)
+        if strong in self._strong:
+            return self._decide(text, self._strong[strong], "vocabulary", CONFIDENCE["vocabulary"])
+        return self._fuzzy(text, strong)
+
+    def _ambiguous(self, text: str, key: frozenset[str], context: str) -> DiagnosisMapping:
+        options = self.ambiguous[key]
+        ctx = set(normalise_text(context).split())
+        hits = [code for code, words in options if ctx & {normalise_text(w) for w in words}]
+        cands = tuple(Candidate(c, _title(c), 0.5) for c, _ in options)
+        if len(set(hits)) == 1:
+            return DiagnosisMapping(text, hits[0], "synonym", CONFIDENCE["synonym"],
+                                    f"curated ambiguous name resolved by context {context!r} -> {hits[0]} "
+                                    f"{_title(hits[0])!r}", cands)
+        return DiagnosisMapping(text, None, "unmapped", 0.0,
+                                f"ambiguous name: {', '.join(c for c, _ in options)}; the context does not decide",
+                                cands)
+
+    def _decide(self, text: str, names: list[_Name], status: MappingStatus, confidence: float,
+                detail: str = "") -> DiagnosisMapping:
+        ranked = sorted(names, key=lambda n: (-(n.rank + (1.0 if n.code in self.catalogue_codes else 0.0)), n.code))
+        cands = tuple(dict.fromkeys(Candidate(n.code, n.label, confidence) for n in ranked))[:5]
+        categories = {icd10.category(n.code) for n in ranked}
+        best = ranked[0]
+        if best.code not in self.catalogue_codes and len(categories) == 1 and _unspecified(best.code):
+            # "Gout" is M10.9 in WHO terms; a catalogue holding one code of the category (M10.0,
+            # idiopathic gout) keeps that code, so the env can act on it and its features apply.
+            siblings = sorted(c for c in self.catalogue_codes if icd10.category(c) == icd10.category(best.code))
+            if len(siblings) == 1:
+                return DiagnosisMapping(text, siblings[0], status, confidence,
+                                        f"{best.origin} {best.label!r}{detail}; the catalogue's code of category "
+                                        f"{icd10.category(best.code)} is {siblings[0]}", cands)
+        if len(categories) > 1 and not ({n.origin for n in ranked[:1]} & {"catalogue label", "curated synonym"}):
+            return DiagnosisMapping(text, None, "unmapped", 0.0,
+                                    f"{status} match names {len(categories)} categories "
+                                    f"({', '.join(sorted(categories))}): not choosing", cands)
+        return DiagnosisMapping(text, best.code, status, confidence,
+                                f"{best.origin} {best.label!r}{detail}", cands)
+
+    def _fuzzy(self, text: str, strong: frozenset[str]) -> DiagnosisMapping:
+        known = set(self._words)
+        fixed: list[str] = []
+        worst = 1.0
+        notes: list[str] = []
+        for word in sorted(strong):
+            if word in known:
+                fixed.append(word)
+                continue
+            best, score = self._correct(word)
+            if best is None:
+                return DiagnosisMapping(text, None, "unmapped", 0.0,
+                                        f"no vocabulary word for {word!r} (fuzzy threshold {FUZZY_THRESHOLD})",
+                                        self._near(strong))
+            fixed.append(best)
+            worst = min(worst, score)
+            notes.append(f"{word}->{best} {score:.2f}")
+        key = frozenset(fixed)
+        if notes and key in self._strong:
+            return self._decide(text, self._strong[key], "fuzzy", round(worst, 3), f" after {', '.join(notes)}")
+        return DiagnosisMapping(text, None, "unmapped", 0.0,
+                                "no title or synonym has exactly these content words", self._near(strong))
+
+    def _correct(self, word: str) -> tuple[str | None, float]:
+        if len(word) < 6:
+            return None, 0.0
+        best: str | None = None
+        score = 0.0
+        for cand in self._words:
+            if abs(len(cand) - len(word)) > 2 or cand[-3:] != word[-3:] or cand[0] != word[0]:
+                continue
+            if any(word in g and cand in g for g in self.distinct):
+                continue
+            ratio = SequenceMatcher(None, word, cand).ratio()
+            if ratio > score:
+                best, score = cand, ratio
+        return (best, score) if score >= FUZZY_THRESHOLD else (None, score)
+
+    def _near(self, strong: frozenset[str]) -> tuple[Candidate, ...]:
+        """The closest names by word overlap (Dice), for the record only."""
+        scored: dict[str, Candidate] = {}
+        for key, names in self._strong.items():
+            common = len(key & strong)
+            if not common:
+                continue
+            dice = 2 * common / (len(key) + len(strong))
+            for n in names:
+                if n.code not in scored or scored[n.code].score < dice:
+                    scored[n.code] = Candidate(n.code, n.label, round(dice, 3))
+        return tuple(sorted(scored.values(), key=lambda c: (-c.score, c.code))[:5])
+
+
+def _label_names(label: str) -> list[str]:
+    """Names a catalogue label or WHO title stands for: itself, without its bracketed parts, its
+    short bracketed parts, and the parts of a ``Malignant neoplasm: Pancreas`` title joined."""
+    names = [label]
+    bare = re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", label)
+    names.append(bare)
+    names += [p for p in re.findall(r"[(\[]([^)\]]*)[)\]]", label) if 1 <= len(p.split()) <= 5
+              and not re.fullmatch(r"[A-Z0-9-]+", p.strip())]
+    if "," in bare:
+        head, _, tail = bare.partition(",")
+        if normalise_text(tail) in {"unspecified", "not elsewhere classified"}:
+            names.append(head)
+    return [n for n in names if n.strip()]
+
+
+def _nos(found: DiagnosisMapping) -> DiagnosisMapping:
+    """A subdivided category replaced by its "unspecified" subcategory (WHO convention: ``.9``, or
+    the child titled "... unspecified"): I26 pulmonary embolism -> I26.9."""
+    assert found.code is not None
+    children = [c for c in icd10.descendants(found.code) if icd10.category(c) == found.code and len(c) == 5]
+    nos = [c for c in children if c.endswith(".9")] or [c for c in children if "unspecified" in _title(c).lower()]
+    if not nos:
+        return found
+    return DiagnosisMapping(found.text, nos[0], found.status, found.confidence,
+                            f"{found.evidence}; category {found.code} is subdivided: its unspecified "
+                            f"subcategory {nos[0]} {_title(nos[0])!r}", found.candidates)
+
+
+def _unspecified(code: str) -> bool:
+    return len(code) == 3 or code.endswith(".9") or "unspecified" in _title(code).lower()
+
+
+def _title(code: str) -> str:
+    return icd10.description(code) or code
+
+
+@lru_cache(maxsize=1)
+def default_vocabulary() -> DiagnosisVocabulary:
+    """The vocabulary over the shipped catalogue and synonyms (built once, ~1 s)."""
+    from clinic_env.schema.loading import load_catalogue
+
+    return DiagnosisVocabulary(load_catalogue())
+
+
+def map_diagnosis(text: str, context: str = "", vocabulary: DiagnosisVocabulary | None = None) -> DiagnosisMapping:
+    """Map a free-text diagnosis to a WHO ICD-10 code, or refuse (``status == "unmapped"``).
+
+    Args:
+        text: The source's diagnosis text (``"Reactive Arthritis"``, ``"NSTEMI"``).
+        context: Other words of the case (demographics), used only for curated ambiguous names.
+        vocabulary: A vocabulary built over another catalogue (default: the shipped one).
+
+    Returns:
+        The :class:`DiagnosisMapping` with its evidence and the alternatives considered.
+    """
+    return (vocabulary or default_vocabulary()).map(text, context)
