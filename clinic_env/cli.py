@@ -225,8 +225,28 @@ def _run_with_llm_doctors(structured: list[str], llm_doctors: list[str], library
 
 
 def main() -> None:
-    """Entry point of the ``clinic-env`` script."""
-    app()
+    """Entry point of the ``clinic-env`` script.
+
+    A bad data file or path that a command did not report itself still ends as exit status 2
+    with one line per problem, never a traceback.
+    """
+    import sys
+
+    from clinic_env.schema import DataError
+
+    try:
+        app()
+    except DataError as exc:
+        for problem in exc.problems:
+            typer.echo(str(problem), err=True)
+        sys.exit(2)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(2)
+    except (RecursionError, MemoryError) as exc:
+        typer.echo(f"error: input too large or too deeply nested ({type(exc).__name__})", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,13 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
+def _fail_data(exc: Exception) -> None:
+    """One line per problem of a :class:`~clinic_env.schema.DataError`, then exit 2."""
+    for problem in getattr(exc, "problems", None) or [exc]:
+        typer.echo(str(problem), err=True)
+    raise typer.Exit(2)
+
+
 def generate(
     condition: Annotated[Optional[list[str]], typer.Option("--condition", "-c", help="Condition id or ICD-10 code (repeatable; default: all).")] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="Number of cases (cycling through the conditions).")] = 1,
@@ -50,7 +57,9 @@ def generate(
     try:
         made = gen.generate_many(n, seed=seed, conditions=condition, difficulty=difficulty, age=age,
                                  sex=sex.upper() if sex else None, persona=persona)
-    except (GenerationError, DataError) as exc:
+    except DataError as exc:
+        _fail_data(exc)
+    except GenerationError as exc:
         _fail(str(exc))
     cases = [g.case for g in made]
     if out is None:
@@ -86,13 +95,17 @@ def cases_import(
     from clinic_env.generate import write_cases
     from clinic_env.importers import IMPORT_FORMATS, import_cases
     from clinic_env.schema import DataError
+    from clinic_env.schema.safe_read import data_format, read_documents, read_text
 
     if fmt not in IMPORT_FORMATS:
         _fail(f"--format must be one of {', '.join(IMPORT_FORMATS)}, got {fmt!r}")
     try:
+        # The bounded reader first: a missing, special, huge, empty, deep or malformed file is
+        # one line here rather than whatever the importer would make of it.
+        read_documents(source) if data_format(source) else read_text(source)
         cases, rep = import_cases(source, fmt)
     except DataError as exc:
-        _fail(str(exc))
+        _fail_data(exc)
     typer.echo(rep.summary())
     if report is not None:
         report.write_text(json.dumps(rep.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -131,7 +144,7 @@ def cases_export(
             library = load_cases(cases)
             found = [c for c in library if c.id == case_ref]
     except DataError as exc:
-        _fail(str(exc))
+        _fail_data(exc)
     if not found:
         _fail(f"no case {case_ref!r} in {cases or 'the bundled library'} ({len(library)} cases)")
     text = export_script(found[0], fmt, persona)

@@ -19,8 +19,12 @@ def report(
     seed: Annotated[Optional[int], typer.Option(min=0, help="Bootstrap seed (default: as in summary.json, else 0).")] = None,
 ) -> None:
     """Write one self-contained HTML report of a run (leaderboard, plots, replays) and CSV/Parquet exports."""
+    from clinic_env.cli import exit_on_data_error
     from clinic_env.competition.report import ReportError, write_report
+    from clinic_env.schema.safe_read import read_documents
 
+    if (run_dir / "summary.json").exists():  # bounded before the report's own json.loads
+        exit_on_data_error(lambda: read_documents(run_dir / "summary.json"))
     try:
         written = write_report(run_dir, out, replays=replays, resamples=resamples, seed=seed)
     except ReportError as exc:

@@ -95,10 +95,12 @@ def import_rubrics(
 
     from clinic_env.cli import exit_on_data_error
     from clinic_env.rewards.rubric import import_healthbench
+    from clinic_env.schema.safe_read import read_documents
 
     if format != "healthbench":
         typer.echo(f"unknown format {format!r}; supported: healthbench", err=True)
         raise typer.Exit(2)
+    exit_on_data_error(lambda: read_documents(source, "jsonl"))  # bounded first: size, depth, shape
     banks = exit_on_data_error(lambda: import_healthbench(source))
     data = {"banks": [b.model_dump(mode="json", exclude_none=True) for b in banks]}
     dest.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
