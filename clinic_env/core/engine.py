@@ -358,7 +358,7 @@ class Consultation:
         """The result ``test_id`` gives in this case: the case's own, else one consistent with the gold."""
         assert self.case is not None
         found = self.case.result(test_id)
-        if found is not None:
+        if found is not None or (found := self.case.unlisted_finding()) is not None:
             return found
         if self._results is not None:
             return self._results(self.case, test_id, self.cat)

@@ -13,34 +13,30 @@ be mapped is skipped and reported.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from clinic_env.importers.build import CaseDraft, ImportReport, parse_demographics
+from clinic_env.importers.build import (
+    CaseDraft,
+    ImportReport,
+    map_gold,
+    parse_demographics,
+    unique,
+    with_diagnosis,
+)
 from clinic_env.importers.mapping import CatalogueMapper, split_sentences
+from clinic_env.importers.reading import read_jsonl_records
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import load_catalogue
 
-__all__ = ["import_agentclinic", "read_jsonl"]
+__all__ = ["import_agentclinic"]
 
-
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """``(line number, record)`` for each non-empty line; a bad line raises :class:`DataError`."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError.single(path, "", f"cannot read file: {exc}") from None
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            try:
-                yield n, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError.single(path, f"line {n}", f"not valid JSON: {exc}") from None
+_GENERIC = frozenset({"imaging", "findings", "finding", "results", "result", "blood", "tests", "test", "work",
+                      "laboratory", "labs", "other", "comments", "biopsy_results"})
 
 
 def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -70,8 +66,7 @@ def _map_findings(draft: CaseDraft, mapper: CatalogueMapper, data: Any, kind: st
     the names inside a section."""
     if not isinstance(data, dict):
         if data:
-            draft.free_text.append(_text(data))
-            report.add("exam" if kind == "exam" else "tests", False, _text(data)[:80])
+            draft.add_extra("examination" if kind == "exam" else "test results", kind, _text(data), report)
         return
     target = draft.exam if kind == "exam" else draft.tests
     counter = "exam" if kind == "exam" else "tests"
@@ -86,8 +81,7 @@ def _map_findings(draft: CaseDraft, mapper: CatalogueMapper, data: Any, kind: st
             leaf = name.split(" ")[-1]
             tid = mapper.map_test(leaf, kind) or mapper.map_test(name, kind)
             if tid is None:
-                draft.free_text.append(f"{_label(name)}: {text}")
-                report.add(counter, False, _label(name))
+                draft.add_extra(_strip_generic(name), kind, text, report)
             else:
                 target.setdefault(tid, []).append(f"{_label(leaf)}: {text}")
                 report.add(counter, True)
@@ -99,63 +93,121 @@ def _mixed(mapper: CatalogueMapper, content: dict[str, Any], kind: str) -> bool:
     return len(ids - {None}) > 1
 
 
+def _strip_generic(name: str) -> str:
+    """``Imaging CT_Angiogram Findings`` -> ``CT Angiogram`` (section words that name no test dropped)."""
+    words = [w for w in _label(name).split() if w.lower() not in _GENERIC]
+    return " ".join(words) or _label(name)
+
+
+def _osce_case(n: int, osce: dict[str, Any], raw: str, mapper: CatalogueMapper, report: ImportReport,
+               file: Path) -> Case | None:
+    actor = osce.get("Patient_Actor")
+    if not isinstance(actor, dict):
+        report.skip(n, "OSCE_Examination.Patient_Actor", "missing or not a mapping")
+        return None
+    dx_text = osce.get("Correct_Diagnosis")
+    if not isinstance(dx_text, str) or not dx_text.strip():
+        report.skip(n, "OSCE_Examination.Correct_Diagnosis", "missing or not text")
+        return None
+    gold, status = map_gold(mapper, dx_text)
+    report.add("diagnoses", status, dx_text)
+    if gold is None:
+        report.skip(n, "OSCE_Examination.Correct_Diagnosis", f"{dx_text!r} has no ICD-10 code")
+        return None
+    cat = with_diagnosis(mapper.cat, gold, dx_text)
+    history = str(actor.get("History", ""))
+    age, sex = parse_demographics(str(actor.get("Demographics", "")))
+    if sex is None:  # "Newborn" with no sex: the history's pronouns
+        _, sex = parse_demographics(history)
+    if age is None or sex is None:
+        report.skip(n, "OSCE_Examination.Patient_Actor.Demographics", f"{actor.get('Demographics')!r} not understood")
+        return None
+    symptoms = actor.get("Symptoms") or {}
+    primary = str(symptoms.get("Primary_Symptom") or "").strip() if isinstance(symptoms, dict) else ""
+    objective = str(osce.get("Objective_for_Doctor", ""))
+    setting = "emergency department" if re.search(r"emergenc|acute|urgent", objective + primary, re.I) else "outpatient clinic"
+    slug = re.sub(r"[^a-z0-9]+", "-", dx_text.lower()).strip("-")[:40] or "case"
+    draft = CaseDraft(f"ac-{slug}-{n}", age, sex, gold, primary, primary or dx_text, setting,
+                      source=f"Imported from AgentClinic OSCE format ({file.name}, line {n}); "
+                             f"correct diagnosis given as {dx_text!r}. Objective: {objective}",
+                      source_text=raw, gold_text=dx_text)
+    for sentence in split_sentences(history):
+        draft.add_history(mapper, sentence, report)
+    if isinstance(symptoms, dict):
+        secondary = symptoms.get("Secondary_Symptoms") or []
+        for symptom in [primary, *(secondary if isinstance(secondary, list) else [secondary])]:
+            if str(symptom).strip():
+                draft.add_history(mapper, str(symptom), report, default_present=True)
+    for key in ("Past_Medical_History", "Social_History", "Review_of_Systems"):
+        for sentence in split_sentences(_text(actor.get(key, ""))):
+            draft.add_history(mapper, sentence, report)
+    _map_findings(draft, mapper, osce.get("Physical_Examination_Findings"), "exam", report)
+    _map_findings(draft, mapper, osce.get("Test_Results"), "test", report)
+    try:
+        return draft.build(mapper, report, f"{file}:{n}", cat)
+    except DataError as exc:
+        problem = exc.problems[0] if exc.problems else None
+        report.skip(n, problem.field if problem else "(case)", problem.message if problem else str(exc))
+        return None
+
+
+def _nejm_record(record: dict[str, Any]) -> dict[str, Any] | str:
+    """A NEJM image-challenge record in the MediQ shape (or the name of the broken field)."""
+    question = record.get("question")
+    if not isinstance(question, str) or not question.strip():
+        return "question"
+    answers = record.get("answers")
+    if not isinstance(answers, list) or not all(isinstance(a, dict) for a in answers):
+        return "answers"
+    correct = [str(a.get("text", "")) for a in answers if a.get("correct") is True]
+    if len(correct) != 1:
+        return "answers (exactly one correct)"
+    sentences = split_sentences(question)
+    asks = [s for s in sentences if s.rstrip().endswith("?")]
+    facts = [s for s in sentences if s not in asks]
+    exams = record.get("physical_exams")
+    if isinstance(exams, str):
+        facts += [p.strip(" -") for p in re.split(r"\s-\s|\s\d+\.\s|\n", exams) if len(p.strip(" -")) > 3
+                  and not p.lower().startswith("the information extracted")]
+    return {"id": record.get("id") or re.sub(r".*id=([A-Za-z0-9]+).*", r"\1", str(record.get("image_url", ""))) or None,
+            "question": asks[-1] if asks else "What is the most likely diagnosis?",
+            "options": [str(a.get("text", "")) for a in answers], "answer": correct[0], "facts": facts}
+
+
 def import_agentclinic(path: str | Path, catalogue: Catalogue | None = None) -> tuple[list[Case], ImportReport]:
-    """Import an AgentClinic OSCE JSONL file.
+    """Import an AgentClinic JSONL file: the OSCE shape (MedQA, MedQA-Extended) or the NEJM image
+    challenge shape (NEJM, NEJM-Extended; the image URL is kept on the case).
 
     Returns:
         The valid cases and the import report (records read, cases imported, skipped records with
-        the reason, mapped and unmapped history, examination, test and diagnosis items).
+        line and field, and per field the items mapped, kept case-specific or unmapped).
     """
+    from clinic_env.importers.mediq import import_record
+
     file = Path(path)
     mapper = CatalogueMapper(catalogue or load_catalogue())
     report = ImportReport("agentclinic")
     cases: list[Case] = []
     seen: set[str] = set()
-    for n, record in read_jsonl(file):
-        report.records += 1
-        osce = record.get("OSCE_Examination", record) if isinstance(record, dict) else None
-        if not isinstance(osce, dict) or "Patient_Actor" not in osce:
-            report.skipped.append(f"line {n}: no OSCE_Examination.Patient_Actor")
+    for n, record, raw in read_jsonl_records(file, report):
+        case: Case | None
+        if "OSCE_Examination" in record or "Patient_Actor" in record:
+            osce = record.get("OSCE_Examination", record)
+            if not isinstance(osce, dict):
+                report.skip(n, "OSCE_Examination", "not a mapping")
+                continue
+            case = _osce_case(n, osce, raw, mapper, report, file)
+        elif "answers" in record and "question" in record:
+            shaped = _nejm_record(record)
+            if isinstance(shaped, str):
+                report.skip(n, shaped, "missing or wrongly shaped")
+                continue
+            url = record.get("image_url")
+            case = import_record(n, shaped, raw, mapper, report, file, "nejm", str(url) if url else None)
+        else:
+            report.skip(n, "(record)", "neither OSCE_Examination nor a NEJM question with answers")
             continue
-        dx_text = str(osce.get("Correct_Diagnosis", "")).strip()
-        gold = mapper.map_diagnosis(dx_text)
-        report.add("diagnoses", gold is not None, dx_text)
-        if gold is None:
-            report.skipped.append(f"line {n}: diagnosis {dx_text!r} not in the catalogue")
-            continue
-        actor = osce["Patient_Actor"]
-        age, sex = parse_demographics(str(actor.get("Demographics", "")))
-        if age is None or sex is None:
-            report.skipped.append(f"line {n}: demographics {actor.get('Demographics')!r} not understood")
-            continue
-        symptoms = actor.get("Symptoms") or {}
-        primary = str(symptoms.get("Primary_Symptom") or "").strip() if isinstance(symptoms, dict) else ""
-        objective = str(osce.get("Objective_for_Doctor", ""))
-        setting = "emergency department" if re.search(r"emergenc|acute|urgent", objective + primary, re.I) else "outpatient clinic"
-        slug = re.sub(r"[^a-z0-9]+", "-", dx_text.lower()).strip("-")[:40] or "case"
-        case_id = f"ac-{slug}-{n}"
-        draft = CaseDraft(case_id, age, sex, gold, primary, primary or dx_text, setting,
-                          source=f"Imported from AgentClinic OSCE format ({file.name}, line {n}); "
-                                 f"correct diagnosis given as {dx_text!r}. Objective: {objective}")
-        for sentence in split_sentences(str(actor.get("History", ""))):
-            draft.add_history(mapper, sentence, report)
-        if isinstance(symptoms, dict):
-            for symptom in [primary, *(symptoms.get("Secondary_Symptoms") or [])]:
-                if str(symptom).strip():
-                    draft.add_history(mapper, str(symptom), report, default_present=True)
-        for key in ("Past_Medical_History", "Social_History", "Review_of_Systems"):
-            for sentence in split_sentences(_text(actor.get(key, ""))):
-                draft.add_history(mapper, sentence, report)
-        _map_findings(draft, mapper, osce.get("Physical_Examination_Findings"), "exam", report)
-        _map_findings(draft, mapper, osce.get("Test_Results"), "test", report)
-        try:
-            case = draft.build(mapper, report, f"{file}:{n}")
-        except DataError as exc:
-            report.skipped.append(f"line {n}: {exc.problems[0].message if exc.problems else exc}")
-            continue
-        if case.id in seen:
-            case = case.model_copy(update={"id": f"{case.id}-{len(seen)}"})
-        seen.add(case.id)
-        cases.append(case)
-        report.imported += 1
+        if case is not None:
+            cases.append(unique(case, seen))
+            report.imported += 1
     return cases, report

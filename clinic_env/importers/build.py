@@ -7,15 +7,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clinic_env.generate.rubric import budget
-from clinic_env.importers.mapping import CatalogueMapper, looks_abnormal
+from clinic_env.importers.mapping import CatalogueMapper
+from clinic_env.importers.negation import assertion
+from clinic_env.importers.results import result_abnormal
 from clinic_env.importers.voice import first_person, own_pronouns
 from clinic_env.patients.leak_guard import LeakGuard
 from clinic_env.schema.case import Case
-from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.catalogue import Catalogue, Diagnosis
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import check_case_references, parse_model
 
-__all__ = ["CaseDraft", "ImportReport", "parse_demographics", "specialty_for"]
+__all__ = ["CaseDraft", "ImportReport", "catalogue_for", "map_gold", "parse_demographics", "source_id", "specialty_for", "unique", "with_diagnosis"]
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)[\s-]*(year|yr|y/o|yo|month|mo|week|wk|day)s?[\s-]*(?:old)?", re.IGNORECASE)
 _FEMALE = re.compile(r"\b(?:female|woman|girl|lady|mother|she|her|f)\b", re.IGNORECASE)
@@ -50,28 +52,42 @@ def parse_demographics(text: str) -> tuple[float | None, str | None]:
         age = value if unit.startswith("y") else value / 12 if unit.startswith("mo") else \
             value / 52 if unit.startswith("w") else value / 365
         age = round(age, 2)
+    elif re.search(r"\b(?:newborn|neonate|new-born)\b", text, re.IGNORECASE):
+        age = 0.0
     sex = "F" if _FEMALE.search(text) else "M" if _MALE.search(text) else None
     return age, sex
 
 
+_FIELDS = ("history", "exam", "tests", "diagnoses")
+
+
 @dataclass
 class ImportReport:
-    """Counts of what an import mapped and what it kept as free text (printed by the CLI)."""
+    """What an import did, per field: items mapped onto the catalogue, kept as case-specific items
+    (``src.*``, the source's own name and words), or unmapped (diagnoses only: no code found).
+    Diagnoses also count ``vocabulary`` (a code outside the curated catalogue). Skipped records
+    are listed with their line and field."""
 
     source_format: str
     records: int = 0
     imported: int = 0
     skipped: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("history_mapped", "history_unmapped", "exam_mapped", "exam_unmapped", "tests_mapped", "tests_unmapped",
-         "diagnoses_mapped", "diagnoses_unmapped", "openings_rewritten"), 0))
-    unmapped: dict[str, list[str]] = field(default_factory=lambda: {"history": [], "exam": [], "tests": [], "diagnoses": []})
+    counts: dict[str, int] = field(default_factory=lambda: {
+        **{f"{k}_{v}": 0 for k in _FIELDS for v in ("mapped", "case_specific", "unmapped")},
+        "diagnoses_vocabulary": 0, "openings_rewritten": 0, "not_diagnosis_questions": 0})
+    unmapped: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in _FIELDS})
 
-    def add(self, kind: str, mapped: bool, item: str = "") -> None:
-        """Count one item of ``kind`` (history, exam, tests, diagnoses)."""
-        self.counts[f"{kind}_{'mapped' if mapped else 'unmapped'}"] += 1
-        if not mapped and item and len(self.unmapped[kind]) < 200:
+    def add(self, kind: str, mapped: bool | str, item: str = "") -> None:
+        """Count one item of ``kind``: ``mapped`` True, False (unmapped) or a status name
+        (``"case_specific"``, ``"vocabulary"``)."""
+        status = "mapped" if mapped is True else "unmapped" if mapped is False else mapped
+        self.counts[f"{kind}_{status}"] = self.counts.get(f"{kind}_{status}", 0) + 1
+        if status != "mapped" and item and len(self.unmapped[kind]) < 200:
             self.unmapped[kind].append(item)
+
+    def skip(self, line: int, field_name: str, problem: str) -> None:
+        """Report a broken or unusable record (it is skipped; the rest import)."""
+        self.skipped.append(f"line {line}: {field_name}: {problem}")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -83,12 +99,77 @@ class ImportReport:
         c = self.counts
         lines = [f"{self.source_format}: {self.records} record(s) read, {self.imported} case(s) imported, "
                  f"{len(self.skipped)} skipped"]
-        for kind in ("history", "exam", "tests", "diagnoses"):
-            lines.append(f"  {kind:<10} mapped {c[f'{kind}_mapped']:>4}   unmapped (kept as free text) {c[f'{kind}_unmapped']:>4}")
+        if c["not_diagnosis_questions"]:
+            lines.append(f"  not diagnosis questions (skipped): {c['not_diagnosis_questions']}")
+        for kind in _FIELDS:
+            extra = f"   other ICD-10 codes {c['diagnoses_vocabulary']:>4}" if kind == "diagnoses" else ""
+            lines.append(f"  {kind:<10} mapped {c[f'{kind}_mapped']:>4}   case-specific {c[f'{kind}_case_specific']:>4}"
+                         f"   unmapped {c[f'{kind}_unmapped']:>4}{extra}")
         if c["openings_rewritten"]:
             lines.append(f"  opening statements rewritten (named the diagnosis): {c['openings_rewritten']}")
         lines += [f"  skipped: {s}" for s in self.skipped]
         return "\n".join(lines)
+
+
+def source_id(name: str, taken: dict[str, Any]) -> str:
+    """A case-specific item id ``src.<name>`` for a source name, unique among ``taken``."""
+    base = "src." + (re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")[:48] or "item")
+    key, n = base, 2
+    while key in taken:
+        key, n = f"{base}_{n}", n + 1
+    return key
+
+
+def map_gold(mapper: CatalogueMapper, text: str) -> tuple[str | None, str]:
+    """A source diagnosis's ICD-10 code and how it was found: ``"mapped"`` (curated catalogue),
+    ``"vocabulary"`` (the full ICD-10 vocabulary's mapper, when installed) or ``"unmapped"``."""
+    from clinic_env.importers import mapping
+
+    full = getattr(mapping, "map_diagnosis", None)
+    if callable(full):
+        result = full(text)
+        code = getattr(result, "code", None)
+        if isinstance(code, str) and code:
+            return code, "mapped" if code in mapper.cat.diagnoses else "vocabulary"
+        return None, "unmapped"
+    code = mapper.map_diagnosis(text)
+    return code, "mapped" if code else "unmapped"
+
+
+def catalogue_for(cases: list[Case], base: Catalogue) -> Catalogue:
+    """``base`` plus the gold diagnoses of imported ``cases`` that lie outside it (the structured
+    env's diagnosis actions for these cases: the curated catalogue and the loaded golds)."""
+    cat = base
+    for case in cases:
+        cat = with_diagnosis(cat, case.gold_diagnosis, case.gold_text or case.gold_diagnosis)
+    return cat
+
+
+def unique(case: Case, seen: set[str]) -> Case:
+    """``case`` with an id not in ``seen`` (a suffix added if needed); the id is added to ``seen``."""
+    cid, n = case.id, 2
+    while cid in seen:
+        cid, n = f"{case.id}-{n}", n + 1
+    seen.add(cid)
+    return case if cid == case.id else case.model_copy(update={"id": cid})
+
+
+def with_diagnosis(cat: Catalogue, code: str, label: str) -> Catalogue:
+    """``cat`` with ``code`` added as a diagnosis (label from the vocabulary when it has one, else the
+    source's words) so a case whose gold lies outside the curated catalogue validates and runs."""
+    if code in cat.diagnoses:
+        return cat
+    block = f"{code[0]}00-{code[0]}99"
+    try:
+        from clinic_env.schema import vocabulary  # type: ignore[attr-defined, unused-ignore]
+
+        entry = getattr(vocabulary, "lookup", lambda c: None)(code)
+        label = str(getattr(entry, "label", None) or label)
+        block = str(getattr(entry, "block", None) or block)
+    except ImportError:
+        pass
+    dx = Diagnosis(code=code, label=label[:200] or code, block=block, prior=0.001)
+    return Catalogue.build(cat.history, cat.tests, {**cat.diagnoses, code: dx}, cat.presentations)
 
 
 @dataclass
@@ -108,27 +189,44 @@ class CaseDraft:
     free_text: list[str] = field(default_factory=list)
     options: list[str] = field(default_factory=list)
     source: str = ""
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    source_text: str = ""
+    image_url: str | None = None
+    gold_text: str = ""
+
+    def add_extra(self, name: str, kind: str, text: str, report: ImportReport) -> None:
+        """Keep a finding, result or history sentence no catalogue item covers as a case-specific item."""
+        counter = "tests" if kind == "test" else kind
+        name = re.sub(r"[_]+", " ", name).strip() or text[:40]
+        abnormal = result_abnormal(text, self.age) if kind != "history" else False
+        self.extra[source_id(name, self.extra)] = {"name": name, "kind": kind, "text": text, "abnormal": abnormal}
+        report.add(counter, "case_specific", f"{name}: {text}"[:100])
 
     def add_history(self, mapper: CatalogueMapper, sentence: str, report: ImportReport,
                     default_present: bool | None = None) -> None:
-        """Map one sentence (or symptom name) onto history items; keep it as free text if none."""
+        """Map one sentence (or symptom name) onto history items, negation and experiencer by the
+        ConText rules (:mod:`clinic_env.importers.negation`); keep it as a case-specific item if none."""
         hits = mapper.map_history(sentence)
         if not hits:
-            self.free_text.append(sentence)
-            report.add("history", False, sentence)
+            self.add_extra(sentence[:40], "history", sentence, report)
             return
         for hit in hits:
-            present = hit.present if default_present is None else default_present and hit.present
+            present = assertion(sentence, hit.phrase) != "negated"
+            if default_present is not None:
+                present = default_present and present
             item = mapper.cat.history[hit.hid]
             text = first_person(sentence) if present else item.default_answer
+            if not present and hit.hid == "social.smoking":
+                text = "No, I don't smoke."
             old = self.history.get(hit.hid)
             if old is None or (present and not old["present"]):
                 self.history[hit.hid] = {"text": text, "present": present, "criticality": 1}
             report.add("history", True)
 
-    def build(self, mapper: CatalogueMapper, report: ImportReport, source: str) -> Case:
-        """The validated case (raises :class:`DataError` if it cannot be made valid)."""
-        cat: Catalogue = mapper.cat
+    def build(self, mapper: CatalogueMapper, report: ImportReport, source: str, catalogue: Catalogue | None = None) -> Case:
+        """The validated case (raises :class:`DataError` if it cannot be made valid); ``catalogue``
+        is the mapper's, extended with the gold when it lies outside it (:func:`with_diagnosis`)."""
+        cat: Catalogue = catalogue or mapper.cat
         presenting = None
         for hit in mapper.map_history(self.primary):
             if hit.present:
@@ -136,11 +234,14 @@ class CaseDraft:
                 break
         if presenting is None:
             presenting = next((h for h, f in self.history.items() if f["present"] and h.startswith("sx.")), None)
+        if presenting is None and re.search(r"lesion|papul|plaque|nodul|macul|patch|spots|blister|bullae|pustul|"
+                                            r"vesic|ulcer|discolou?ration|pigment", self.primary + self.chief, re.I):
+            presenting = "sx.skin_lesion" if "sx.skin_lesion" in cat.history else None
         if presenting is None:
             raise DataError.single(source, "presenting_complaint", "no symptom could be mapped", self.primary)
         fact = self.history.setdefault(presenting, {"text": first_person(self.primary), "present": True, "criticality": 2})
         fact.update(present=True, criticality=2)
-        exam = {t: {"text": "; ".join(parts), "abnormal": any(looks_abnormal(p, self.age) for p in parts)}
+        exam = {t: {"text": "; ".join(parts), "abnormal": any(result_abnormal(p, self.age) for p in parts)}
                 for t, parts in self.exam.items()}
         if "exam.vitals" in exam:
             # Vital signs in the standard form, so their numbers can be read (and flagged) reliably.
@@ -148,8 +249,8 @@ class CaseDraft:
 
             std = standard_vitals(" ".join(self.exam["exam.vitals"]).replace("_", " "))
             if std:
-                exam["exam.vitals"] = {"text": std, "abnormal": looks_abnormal(std, self.age)}
-        tests = {t: {"text": "; ".join(parts), "abnormal": any(looks_abnormal(p, self.age) for p in parts)}
+                exam["exam.vitals"] = {"text": std, "abnormal": result_abnormal(std, self.age)}
+        tests = {t: {"text": "; ".join(parts), "abnormal": any(result_abnormal(p, self.age) for p in parts)}
                  for t, parts in self.tests.items()}
         abnormal = [t for t, f in {**exam, **tests}.items() if f["abnormal"] and t != "exam.vitals"]
         listed = list(exam) + list(tests)
@@ -186,7 +287,9 @@ class CaseDraft:
                  "optional_tests": optional, "budget_usd": budget([*essential, *optional], cat) if listed else 100.0,
                  "gold_diagnosis": self.gold, "differential": diff, "rubric": rubric,
                  "source": self.source + (" Free-text facts not mapped to the catalogue (kept here for LLM patients): "
-                                          + " | ".join(self.free_text) if self.free_text else "")}
+                                          + " | ".join(self.free_text) if self.free_text else ""),
+                 "extra_items": self.extra, "unlisted": "not_available", "source_text": self.source_text or None,
+                 "image_url": self.image_url, "gold_text": self.gold_text or None}
         case = parse_model(Case, draft, source)
         guard = LeakGuard(case, cat)
         if guard.leaks(case.opening_statement) or guard.leaks(case.chief_complaint):

@@ -14,15 +14,22 @@ import re
 from pathlib import Path
 from typing import Any
 
-from clinic_env.importers.agentclinic import read_jsonl
-from clinic_env.importers.build import CaseDraft, ImportReport, parse_demographics
+from clinic_env.importers.build import (
+    CaseDraft,
+    ImportReport,
+    map_gold,
+    parse_demographics,
+    unique,
+    with_diagnosis,
+)
 from clinic_env.importers.mapping import CatalogueMapper, split_sentences
+from clinic_env.importers.reading import read_jsonl_records
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import load_catalogue
 
-__all__ = ["import_mediq", "standard_vitals"]
+__all__ = ["add_fact", "import_mediq", "import_record", "item_name", "standard_vitals"]
 
 _DX_QUESTION = re.compile(r"diagnos|most likely (?:cause|explanation|condition)|underlying (?:condition|cause)", re.I)
 _VITALS = re.compile(r"\btemperature\b|\bpulse\b|\bheart rate\b|blood pressure|respirations|respiratory rate|"
@@ -66,15 +73,31 @@ def _chief(first: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+_NUMBERED = re.compile(r"^\s*\d+[.)]\s+")
+_NAME_CUT = re.compile(r"\b(?:is|was|were|are|shows?|showed|revealed?|reveals|demonstrated?|demonstrates|"
+                       r"found|identified|returned|came back)\b|[:,(]", re.I)
+
+
 def _facts(record: dict[str, Any]) -> list[str]:
-    facts = record.get("facts") or []
+    facts = record.get("facts") or record.get("atomic_facts") or []
     if not facts:
         context = record.get("context") or []
         facts = [s for c in (context if isinstance(context, list) else [context]) for s in split_sentences(str(c))]
-    return [str(f).strip() for f in facts if str(f).strip()]
+    return [_NUMBERED.sub("", str(f)).strip() for f in facts if _NUMBERED.sub("", str(f)).strip()]
 
 
-def _add_fact(draft: CaseDraft, mapper: CatalogueMapper, fact: str, report: ImportReport) -> None:
+def item_name(fact: str) -> str:
+    """The name a case-specific result goes by: the words before its verb (``"A potassium hydroxide
+    test is negative"`` -> ``potassium hydroxide test``)."""
+    head = _NAME_CUT.split(fact, maxsplit=1)[0]
+    head = re.sub(r"^(?:an?|the|his|her|their)\s+", "", head.strip(), flags=re.I)
+    words = head.split()
+    return " ".join(words[:6]) if words else fact[:40]
+
+
+def add_fact(draft: CaseDraft, mapper: CatalogueMapper, fact: str, report: ImportReport) -> None:
+    """Sort one atomic fact into vital signs, examination, investigations or history and keep it,
+    mapped onto the catalogue or as a case-specific item."""
     if _VITALS.search(fact):
         vitals = standard_vitals(fact)
         if vitals:
@@ -88,8 +111,7 @@ def _add_fact(draft: CaseDraft, mapper: CatalogueMapper, fact: str, report: Impo
             report.add("tests", True)
             return
         if not _EXAM.search(fact):
-            draft.free_text.append(fact)
-            report.add("tests", False, fact)
+            draft.add_extra(item_name(fact), "test", fact, report)
             return
     if _EXAM.search(fact):
         found = mapper.find_tests(fact, "exam")
@@ -97,14 +119,86 @@ def _add_fact(draft: CaseDraft, mapper: CatalogueMapper, fact: str, report: Impo
             draft.exam.setdefault(found[0], []).append(fact)
             report.add("exam", True)
         else:
-            draft.free_text.append(fact)
-            report.add("exam", False, fact)
+            draft.add_extra(item_name(fact), "exam", fact, report)
         return
     draft.add_history(mapper, fact, report)
 
 
+def _demographics(record: dict[str, Any], first: str) -> tuple[float | None, str | None]:
+    age, sex = parse_demographics(first)
+    patient = record.get("patient")
+    if isinstance(patient, dict):
+        a, _ = parse_demographics(str(patient.get("age", "")))
+        g = str(patient.get("gender", patient.get("sex", ""))).strip().lower()
+        age = age if age is not None else a
+        sex = sex or ("F" if g in ("female", "f", "woman") else "M" if g in ("male", "m", "man") else None)
+    return age, sex
+
+
+def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMapper, report: ImportReport,
+                  file: Path, prefix: str = "mediq", image_url: str | None = None) -> Case | None:
+    """One MediQ-shaped record (``question``, ``options``, ``answer``, ``facts``/``context``) as a
+    case, or None (the reason reported with the line and field)."""
+    rid = str(record.get("id", n))
+    question = record.get("question", "")
+    if not isinstance(question, str):
+        report.skip(n, "question", f"not text but {type(question).__name__}")
+        return None
+    if not _DX_QUESTION.search(question):
+        report.counts["not_diagnosis_questions"] += 1
+        report.skip(n, "question", f"not a diagnosis question ({question[-60:]!r})")
+        return None
+    options = record.get("options") or {}
+    if not isinstance(options, (dict, list)):
+        report.skip(n, "options", f"not a mapping or list but {type(options).__name__}")
+        return None
+    texts = [str(t) for t in (options.values() if isinstance(options, dict) else options)]
+    answer = record.get("answer")
+    if not isinstance(answer, str) or not answer.strip():
+        idx = str(record.get("answer_idx", ""))
+        answer = str(options.get(idx, "")) if isinstance(options, dict) else ""
+    if not answer.strip():
+        report.skip(n, "answer", "missing")
+        return None
+    gold, status = map_gold(mapper, answer)
+    report.add("diagnoses", status, answer)
+    if gold is None:
+        report.skip(n, "answer", f"diagnosis {answer!r} has no ICD-10 code")
+        return None
+    cat = with_diagnosis(mapper.cat, gold, answer)
+    others = []
+    for text in texts:
+        if text != answer:
+            code, _ = map_gold(mapper, text)
+            if code and code in cat.diagnoses:
+                others.append(code)
+    facts = _facts(record)
+    if not facts:
+        report.skip(n, "facts", "no facts or context")
+        return None
+    age, sex = _demographics(record, facts[0])
+    if age is None or sex is None:
+        report.skip(n, "facts[0]", f"demographics not found in {facts[0][:60]!r}")
+        return None
+    chief = _chief(facts[0])
+    setting = "emergency department" if re.search(r"emergency", facts[0], re.I) else "primary care"
+    slug = re.sub(r"[^a-z0-9]+", "-", rid.lower()).strip("-") or str(n)
+    draft = CaseDraft(f"{prefix}-{slug}", age, sex, gold, chief, chief or facts[0], setting, options=others,
+                      source=f"Imported from {report.source_format} format ({file.name}, line {n}, id {rid}); "
+                             f"answer {answer!r}. Question: {question}",
+                      source_text=raw, image_url=image_url, gold_text=answer)
+    for fact in facts:
+        add_fact(draft, mapper, fact, report)
+    try:
+        return draft.build(mapper, report, f"{file}:{n}", cat)
+    except DataError as exc:
+        problem = exc.problems[0] if exc.problems else None
+        report.skip(n, problem.field if problem else "(case)", problem.message if problem else str(exc))
+        return None
+
+
 def import_mediq(path: str | Path, catalogue: Catalogue | None = None) -> tuple[list[Case], ImportReport]:
-    """Import a MediQ JSONL file.
+    """Import a MediQ JSONL file (``all_dev_good.jsonl``, ``all_craft_md.jsonl``).
 
     Returns:
         The valid cases and the import report (see :class:`~clinic_env.importers.build.ImportReport`).
@@ -113,51 +207,10 @@ def import_mediq(path: str | Path, catalogue: Catalogue | None = None) -> tuple[
     mapper = CatalogueMapper(catalogue or load_catalogue())
     report = ImportReport("mediq")
     cases: list[Case] = []
-    for n, record in read_jsonl(file):
-        report.records += 1
-        if not isinstance(record, dict):
-            report.skipped.append(f"line {n}: not a JSON object")
-            continue
-        rid = str(record.get("id", n))
-        question = str(record.get("question", ""))
-        if not _DX_QUESTION.search(question):
-            report.skipped.append(f"line {n} (id {rid}): not a diagnosis question ({question[-60:]!r})")
-            continue
-        options = record.get("options") or {}
-        answer = str(record.get("answer") or options.get(str(record.get("answer_idx", "")), ""))
-        gold = mapper.map_diagnosis(answer)
-        report.add("diagnoses", gold is not None, answer)
-        if gold is None:
-            report.skipped.append(f"line {n} (id {rid}): diagnosis {answer!r} not in the catalogue")
-            continue
-        others = []
-        for text in options.values() if isinstance(options, dict) else options:
-            if str(text) != answer:
-                code = mapper.map_diagnosis(str(text))
-                report.add("diagnoses", code is not None, str(text))
-                if code:
-                    others.append(code)
-        facts = _facts(record)
-        if not facts:
-            report.skipped.append(f"line {n} (id {rid}): no facts or context")
-            continue
-        age, sex = parse_demographics(facts[0])
-        if age is None or sex is None:
-            report.skipped.append(f"line {n} (id {rid}): demographics not found in {facts[0][:60]!r}")
-            continue
-        chief = _chief(facts[0])
-        setting = "emergency department" if re.search(r"emergency", facts[0], re.I) else "primary care"
-        slug = re.sub(r"[^a-z0-9]+", "-", rid.lower()).strip("-") or str(n)
-        draft = CaseDraft(f"mediq-{slug}", age, sex, gold, chief, chief or facts[0], setting, options=others,
-                          source=f"Imported from MediQ format ({file.name}, line {n}, id {rid}); answer {answer!r}. "
-                                 f"Question: {question}")
-        for fact in facts:
-            _add_fact(draft, mapper, fact, report)
-        try:
-            case = draft.build(mapper, report, f"{file}:{n}")
-        except DataError as exc:
-            report.skipped.append(f"line {n} (id {rid}): {exc.problems[0].message if exc.problems else exc}")
-            continue
-        cases.append(case)
-        report.imported += 1
+    seen: set[str] = set()
+    for n, record, raw in read_jsonl_records(file, report):
+        case = import_record(n, record, raw, mapper, report, file)
+        if case is not None:
+            cases.append(unique(case, seen))
+            report.imported += 1
     return cases, report

@@ -144,6 +144,12 @@ def _find(tokens: list[str], phrase: list[str]) -> int | None:
     return None
 
 
+def _is_trigger(tokens: list[str], i: int) -> bool:
+    rules = load_rules()
+    return any(tuple(tokens[j : j + len(p)]) == p and j <= i < j + len(p)
+               for p in (*rules.pre, *rules.post) for j in range(max(0, i - len(p) + 1), i + 1))
+
+
 def is_negated(sentence: str, target: str) -> bool:
     """Whether ``target`` (a word or phrase in ``sentence``) is negated there.
 
@@ -158,8 +164,9 @@ def is_negated(sentence: str, target: str) -> bool:
     if at is None:
         stem = phrase[0][: max(4, len(phrase[0]) - 3)]
         at = next((i for i, t in enumerate(tokens) if t.startswith(stem) or stem in t), None)
-    if at is None:
-        return False
+    if at is None:  # the catalogue's word is not the source's ("smoking" for "non-smoker"): the sentence's majority
+        words = [i for i, t in enumerate(tokens) if t.isalnum() and not _is_trigger(tokens, i)]
+        return bool(words) and 2 * sum(i in negated for i in words) > len(words)
     return any(at + k in negated for k in range(len(phrase)))
 
 

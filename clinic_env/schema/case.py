@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -9,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from clinic_env.schema.icd10 import CODE_RE
 from clinic_env.schema.rubric import RubricItem
 
-__all__ = ["SPECIALTIES", "Case", "Demographics", "DifferentialEntry", "Fact", "Finding"]
+__all__ = ["NOT_AVAILABLE", "SPECIALTIES", "Case", "Demographics", "DifferentialEntry", "Fact", "Finding", "SourceItem"]
 
 SPECIALTIES = (
     "cardiology", "pulmonology", "neurology", "infectious_disease", "endocrinology",
@@ -78,6 +79,27 @@ class Finding(BaseModel):
         return 1 if self.grade == "mild" else 2
 
 
+class SourceItem(BaseModel):
+    """A finding or result an imported source reports that no catalogue item covers, kept under its
+    own id (``src.<name>``) with the source's own name and words (text and open modes can ask for it
+    by name, see :meth:`Case.lookup_item`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, description="The source's own name for the item.")
+    kind: Literal["history", "exam", "test"]
+    text: str = Field(min_length=1, description="The source's own words.")
+    abnormal: bool = False
+
+
+#: What an unlisted test returns in a case marked ``unlisted: not_available``.
+NOT_AVAILABLE = Finding(text="Not done / not available in the source.", abnormal=False)
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower().replace("_", " ")) if w not in {"src", "the", "of", "and", "a"}}
+
+
 class DifferentialEntry(BaseModel):
     """A diagnosis to consider, flagged when missing it would be dangerous."""
 
@@ -132,6 +154,14 @@ class Case(BaseModel):
     differential: tuple[DifferentialEntry, ...] = Field(min_length=1)
     rubric: tuple[RubricItem, ...] = ()
     source: str = Field(min_length=3)
+    extra_items: dict[str, SourceItem] = Field(
+        default_factory=dict, description="Imported findings and results no catalogue item covers (ids src.<name>).")
+    unlisted: Literal["profile", "not_available"] = Field(
+        default="profile", description="What a test the case does not list returns: a result consistent with the "
+                                       "gold's profile, or 'not done / not available in the source' (imported cases).")
+    source_text: str | None = Field(default=None, description="The source record's raw text (for an LLM patient).")
+    image_url: str | None = Field(default=None, description="An image that belongs to the case (multimodal open mode).")
+    gold_text: str | None = Field(default=None, description="The source's own words for the diagnosis.")
 
     _check_gold = field_validator("gold_diagnosis")(classmethod(lambda cls, v: _code(v)))
 
@@ -153,6 +183,9 @@ class Case(BaseModel):
             raise ValueError(f"tests both contraindicated and recommended: {sorted(unsafe)}")
         if any(not alt for alt in self.confirmatory):
             raise ValueError("confirmatory: every alternative must list at least one item id")
+        bad_ids = [k for k in self.extra_items if not re.fullmatch(r"src\.[a-z0-9_]+", k)]
+        if bad_ids:
+            raise ValueError(f"extra_items ids must look like src.<name>: {bad_ids}")
         overlap = set(self.exam) & set(self.tests)
         if overlap:
             raise ValueError(f"ids in both exam and tests: {sorted(overlap)}")
@@ -174,3 +207,23 @@ class Case(BaseModel):
     def result(self, test_id: str) -> Finding | None:
         """The listed exam finding or test result for ``test_id``, if the case lists one."""
         return self.exam.get(test_id) or self.tests.get(test_id)
+
+    def unlisted_finding(self) -> Finding | None:
+        """:data:`NOT_AVAILABLE` for a case whose unlisted tests are not available, else None (the
+        engine then derives a result from the gold's profile)."""
+        return NOT_AVAILABLE if self.unlisted == "not_available" else None
+
+    def lookup_item(self, name: str) -> tuple[str, SourceItem] | None:
+        """The case-specific item a doctor asks for by name in text/open mode (``"CT angiogram"`` ->
+        ``src.ct_angiogram``): its id or the most words of its name in common, all of the name's
+        words present in the request or the request's words all in the name."""
+        if name in self.extra_items:
+            return name, self.extra_items[name]
+        asked = _words(name)
+        best: tuple[int, str] | None = None
+        for key, item in self.extra_items.items():
+            have = _words(item.name) | _words(key)
+            common = len(asked & have)
+            if common and (asked <= have or _words(item.name) <= asked) and (best is None or common > best[0]):
+                best = (common, key)
+        return (best[1], self.extra_items[best[1]]) if best else None
