@@ -14,9 +14,12 @@ Limit                     Value       Why
                                       nests under 10; checked before parsing for JSON, so a 100,000-deep
                                       file cannot reach the recursion limit
 ``MAX_ALIASES``           1,000       YAML alias (``*name``) uses per file
-``MAX_NODES``             1,000,000   values per file counting every alias as the full copy it stands
-                                      for: an alias bomb is refused while it is read, before anything
-                                      walks the expanded tree
+``MAX_NODES``             1,000,000   values per JSON document (per line in JSONL)
+``MAX_YAML_NODES``        200,000     values per YAML file, counting every alias as the full copy it
+                                      stands for: an alias bomb is refused before anything walks the
+                                      expanded tree; a YAML file over 256 KiB is counted from the
+                                      parser's events first, so no node graph past the limit is built
+                                      (YAML nodes cost ~400 bytes each)
 ========================  ==========  ==================================================================
 
 Other refusals: a path that is not a regular file (folder, FIFO, device, socket: decided with
@@ -52,6 +55,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_FILE_BYTES",
     "MAX_NODES",
+    "MAX_YAML_NODES",
     "data_format",
     "load_json",
     "load_jsonl",
@@ -64,6 +68,8 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_ALIASES = 1_000
 MAX_NODES = 1_000_000
+MAX_YAML_NODES = 200_000
+_SCAN_YAML_ABOVE = 256 * 1024
 DATA_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 _FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl"}
 
@@ -152,8 +158,8 @@ def _check_graph(root: Node) -> None:
                     size += sizes[id(child)]
             sizes[key] = size
             open_nodes.discard(key)
-            if size > MAX_NODES:
-                raise _LimitError(f"line {line}: more than {MAX_NODES:,} values once aliases are expanded "
+            if size > MAX_YAML_NODES:
+                raise _LimitError(f"line {line}: more than {MAX_YAML_NODES:,} values once aliases are expanded "
                                   "(an alias bomb?)")
             continue
         if key in sizes or key in open_nodes:
@@ -239,10 +245,27 @@ def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _count_events(text: str) -> None:
+    """Count a large file's values from the parser's events (nothing kept) before composing it."""
+    count = 0
+    for event in yaml.parse(text, Loader=_EventLoader):
+        if isinstance(event, _NODE_EVENTS):
+            count += 1
+            if count > MAX_YAML_NODES:
+                line = event.start_mark.line + 1 if event.start_mark else 0
+                raise _LimitError(f"line {line}: more than {MAX_YAML_NODES:,} values")
+
+
+_EventLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent, yaml.AliasEvent)
+
+
 def load_yaml(text: str, file: str | Path = "<yaml>") -> Any:
     """Parse one YAML document within the limits (aliases, expanded size, depth, duplicate keys)."""
     loader = _BoundedLoader(text)
     try:
+        if len(text) > _SCAN_YAML_ABOVE:
+            _count_events(text)
         return loader.get_single_data()
     except _LimitError as exc:
         raise DataError.single(file, "", f"refused: {exc}") from None

@@ -143,6 +143,8 @@ def test_bounded_reader_messages() -> None:
         load_yaml("id: a\nx: 1\nid: b\n", "d.yaml")
     with pytest.raises(DataError, match="nested deeper than 64"):
         load_json("[" * 100_000 + "]" * 100_000, "d.json")
+    with pytest.raises(DataError, match="more than 200,000 values"):
+        load_yaml("- 0\n" * 300_000, "flat.yaml")  # counted from events: no 300,000-node graph built
     with pytest.raises(DataError, match="recursive alias"):
         load_yaml("a: &a [*a]\n", "r.yaml")
     assert load_yaml("a: &x [1]\nb: *x\nc: {<<: {q: 1}, r: 2}\n") == {"a": [1], "b": [1], "c": {"q": 1, "r": 2}}
