@@ -35,6 +35,14 @@ _SPECIALTY = (
 )
 
 
+#: Complaints the symptom terms miss, by the words vignettes use (checked in order).
+_COMPLAINT_FALLBACK = (
+    (r"lesion|papul|plaque|nodul|macul|patch|spots|blister|bullae|pustul|vesic|ulcer|discolou?ration|pigment", "sx.skin_lesion"),
+    (r"\b(?:toe|knee|ankle|wrist|elbow|hip|shoulder|finger|joint)s?\b", "sx.joint_pain"),
+    (r"\bneck (?:mass|lump|swelling)|lymph node", "sx.lymph_node_swelling"),
+)
+
+
 def specialty_for(code: str) -> str:
     """A specialty for an ICD-10 code (by chapter and block)."""
     for prefix, specialty in _SPECIALTY:
@@ -234,9 +242,12 @@ class CaseDraft:
                 break
         if presenting is None:
             presenting = next((h for h, f in self.history.items() if f["present"] and h.startswith("sx.")), None)
-        if presenting is None and re.search(r"lesion|papul|plaque|nodul|macul|patch|spots|blister|bullae|pustul|"
-                                            r"vesic|ulcer|discolou?ration|pigment", self.primary + self.chief, re.I):
-            presenting = "sx.skin_lesion" if "sx.skin_lesion" in cat.history else None
+        words = self.primary + " " + self.chief
+        for pattern, hid in _COMPLAINT_FALLBACK:
+            if presenting is None and hid in cat.history and re.search(pattern, words, re.I):
+                presenting = hid
+        if presenting is None:  # no symptom named: the first affirmed history item (the source's words stay the chief complaint)
+            presenting = next((h for h, f in self.history.items() if f["present"]), None)
         if presenting is None:
             raise DataError.single(source, "presenting_complaint", "no symptom could be mapped", self.primary)
         fact = self.history.setdefault(presenting, {"text": first_person(self.primary), "present": True, "criticality": 2})

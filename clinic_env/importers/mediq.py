@@ -39,7 +39,7 @@ _EXAM = re.compile(r"examination|exam shows|on exam|auscultation|palpation|\bten
 _TESTS = re.compile(r"laborator|\bserum\b|\blevel|\bcount\b|concentration|x-ray|radiograph|\bct\b|ultrasound|"
                     r"\becg\b|\bekg\b|electrocardiogra|\bmri\b|culture|biopsy|urinalysis|smear|antibod|titer|"
                     r"\bmg/dl\b|mmol/l|g/dl|/mm3|u/l|\bmeq/l\b|gram stain|aspirat|spirometry|echocardiogra|\bpcr\b|\btest\b|"
-                    r"immunoglobulin|antigen|crystals|smear", re.I)
+                    r"immunoglobulin|antigen|crystals|smear|\bpositive\b|\bnegative\b|manoeuvre|maneuver|biops", re.I)
 _CHIEF = re.compile(r"(?:because of|with|complains? of|complaining of|presents with|for evaluation of)\s+(.+?)(?:\.|$)", re.I)
 
 
@@ -154,7 +154,10 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
         return None
     texts = [str(t) for t in (options.values() if isinstance(options, dict) else options)]
     answer = record.get("answer")
-    if not isinstance(answer, str) or not answer.strip():
+    if answer is not None and not isinstance(answer, str):
+        report.skip(n, "answer", f"not text but {type(answer).__name__}")
+        return None
+    if not answer or not answer.strip():
         idx = str(record.get("answer_idx", ""))
         answer = str(options.get(idx, "")) if isinstance(options, dict) else ""
     if not answer.strip():

@@ -157,7 +157,7 @@ def is_negated(sentence: str, target: str) -> bool:
     judged by whether the sentence negates anything before its last clause break.
     """
     tokens, negated = negated_words(sentence)
-    phrase = tokenise(target)
+    phrase = _prepare(target, load_rules())  # "non-smoker" as a target reads as the sentence does
     if not phrase:
         return False
     at = _find(tokens, phrase)
