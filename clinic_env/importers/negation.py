@@ -29,6 +29,8 @@ __all__ = ["Assertion", "ContextRules", "assertion", "is_negated", "load_rules",
 
 _RULES = Path(__file__).resolve().parent.parent / "data" / "negation" / "context_rules.yaml"
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[;.:?!]")
+#: Marks the end of a fused negation's one-word scope ("no smoker" from "non-smoker").
+_ONE = "xonex"
 Assertion = Literal["affirmed", "negated", "family"]
 
 
@@ -83,7 +85,8 @@ def load_rules() -> ContextRules:
 def _prepare(text: str, rules: ContextRules) -> list[str]:
     low = text.lower()
     for fused, plain in rules.fused:
-        low = re.sub(rf"(?<![a-z]){re.escape(fused)}(?![a-z])", plain, low)
+        # The fused word's negation covers that word only ("non-smoker, drinks alcohol socially").
+        low = re.sub(rf"(?<![a-z]){re.escape(fused)}(?![a-z])", plain.replace(" ", f" {_ONE} ", 1), low)
     return tokenise(low)
 
 
@@ -119,6 +122,9 @@ def negated_words(text: str, rules: ContextRules | None = None) -> tuple[list[st
             while j < len(tokens) and kind[j] == "pre":
                 j += 1
             end = j
+            if j + 1 < len(tokens) and tokens[j] == _ONE:  # a fused negation: the next word only
+                negated.add(j + 1)
+                continue
             while end < len(tokens) and end - j < rules.pre_window and tokens[end] not in rules.breaks \
                     and not kind[end].startswith("term") and not kind[end].startswith("post"):
                 if kind[end] == "" or kind[end].startswith("pseudo"):
@@ -165,7 +171,7 @@ def is_negated(sentence: str, target: str) -> bool:
         stem = phrase[0][: max(4, len(phrase[0]) - 3)]
         at = next((i for i, t in enumerate(tokens) if t.startswith(stem) or stem in t), None)
     if at is None:  # the catalogue's word is not the source's ("smoking" for "non-smoker"): the sentence's majority
-        words = [i for i, t in enumerate(tokens) if t.isalnum() and not _is_trigger(tokens, i)]
+        words = [i for i, t in enumerate(tokens) if t.isalnum() and t != _ONE and not _is_trigger(tokens, i)]
         return bool(words) and 2 * sum(i in negated for i in words) > len(words)
     return any(at + k in negated for k in range(len(phrase)))
 

@@ -61,3 +61,9 @@ def test_analyte_ranges() -> None:
     assert analyte_abnormal("WBC 15,000/mm3") is True
     assert analyte_abnormal("Sodium 140 mEq/L") is False
     assert analyte_abnormal("no numbers here") is None
+
+
+def test_a_fused_negation_covers_its_own_word_only() -> None:
+    sentence = "Non-smoker, drinks alcohol socially, retired school teacher."
+    assert is_negated(sentence, "non-smoker") and is_negated(sentence, "smoking")
+    assert not is_negated(sentence, "alcohol") and not is_negated(sentence, "teacher")
