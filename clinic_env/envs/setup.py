@@ -15,7 +15,7 @@ from clinic_env.core.layout import ObservationLayout
 from clinic_env.rewards.config import RewardConfig
 from clinic_env.rewards.evolution import DynamicBank
 from clinic_env.schema.case import Case
-from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.catalogue import Catalogue, with_diagnoses
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import (
     load_cases,
@@ -202,6 +202,9 @@ def resolve_setup(
     version = "+".join(labels + ([dynamic.label] if dynamic else [])) or "none"
     config = reward_config if isinstance(reward_config, RewardConfig) else RewardConfig(**(reward_config or {}))
     chosen = _cases(case, cases, cat)
+    # Structured mode's diagnosis actions: the catalogue plus the golds and differential codes of
+    # the loaded cases (WHO codes outside the catalogue get a vocabulary entry), fixed per env.
+    cat = with_diagnoses(cat, (code for c in chosen for code in (c.gold_diagnosis, *(d.code for d in c.differential))))
     if reduced:
         applied = [*items, *(i for c in chosen for p in psets for i in p.items_for(c))]
         cat = reduce_catalogue(cat, chosen, applied)

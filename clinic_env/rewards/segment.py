@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from clinic_env.schema.case import Fact
+from clinic_env.schema.icd10 import block as icd10_block
 from clinic_env.schema.icd10 import category
 from clinic_env.schema.rubric import RubricItem
 
@@ -151,7 +152,8 @@ def diagnosis_match(
     Args:
         predicted: The doctor's final code (None when none was given).
         gold: The case's gold code.
-        blocks: Code -> ICD-10 block (from the diagnosis catalogue).
+        blocks: Code -> ICD-10 block (from the diagnosis catalogue; codes it lacks take their
+            innermost WHO ICD-10 2019 block, :func:`clinic_env.schema.icd10.block`).
         must_not_miss: Whether the gold is a must-not-miss diagnosis.
         distinct: Codes the case lists as different diagnoses (its differential minus the gold).
     """
@@ -163,8 +165,9 @@ def diagnosis_match(
         return 0.0
     if category(predicted) == category(gold):
         return 0.6
-    block = blocks.get(predicted)
-    if block is not None and block == blocks.get(gold):
+    # Codes outside the catalogue (text mode answers, vocabulary golds) take their WHO block.
+    block = blocks.get(predicted) or icd10_block(predicted)
+    if block is not None and block == (blocks.get(gold) or icd10_block(gold)):
         return 0.3
     return 0.0
 

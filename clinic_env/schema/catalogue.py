@@ -6,21 +6,26 @@ doctor. Ids are stable strings; the action index of an item is its position in t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from clinic_env.schema import icd10
 from clinic_env.schema.icd10 import BLOCK_RE, CODE_RE, in_block
 
 __all__ = [
     "HISTORY_PREFIX_CATEGORY",
     "TEST_PREFIX_CATEGORY",
+    "VOCABULARY_PRIOR",
     "Catalogue",
     "Diagnosis",
     "HistoryItem",
     "Presentation",
     "TestItem",
+    "vocabulary_diagnosis",
+    "with_diagnoses",
 ]
 
 HistoryCategory = Literal[
@@ -209,3 +214,33 @@ class Catalogue:
 
         blob = "\n".join((*self.history_ids, "|", *self.test_ids, "|", *self.diagnosis_codes))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+#: Prior of a diagnosis added from the vocabulary for a loaded case (see :func:`vocabulary_diagnosis`):
+#: the smallest prior of the shipped catalogue's rare diagnoses, so a Bayesian baseline never
+#: prefers it without evidence; it has no likelihood features.
+VOCABULARY_PRIOR = 0.0001
+
+
+def vocabulary_diagnosis(code: str, prior: float = VOCABULARY_PRIOR) -> Diagnosis:
+    """A catalogue entry for a WHO ICD-10 code the catalogue lacks: the WHO title as label, the
+    innermost WHO block, a small prior (:data:`VOCABULARY_PRIOR`) and no likelihood features.
+
+    Raises:
+        ValueError: ``code`` is not a WHO ICD-10 2019 category or subcategory.
+    """
+    label, block = icd10.description(code), icd10.block(code)
+    if not icd10.is_valid(code) or label is None or block is None:
+        raise ValueError(f"{code!r} is not a WHO ICD-10 2019 code ({icd10.EDITION})")
+    return Diagnosis(code=icd10.normalise_code(code), label=label, block=block, prior=prior)
+
+
+def with_diagnoses(catalogue: Catalogue, codes: Iterable[str]) -> Catalogue:
+    """``catalogue`` plus a :func:`vocabulary_diagnosis` entry for every code it lacks (the golds and
+    differential codes of the loaded cases); the same catalogue object when it lacks none, so the
+    action space of an env built on the shipped cases is unchanged."""
+    missing = sorted({c for c in codes if c not in catalogue.diagnoses})
+    if not missing:
+        return catalogue
+    diagnoses = {**catalogue.diagnoses, **{c: vocabulary_diagnosis(c) for c in missing}}
+    return Catalogue.build(catalogue.history, catalogue.tests, diagnoses, catalogue.presentations)
