@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from clinic_env.schema import icd10
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue, Diagnosis, HistoryItem, Presentation, TestItem
 from clinic_env.schema.errors import DataError, Problem
@@ -207,10 +208,13 @@ def check_case_references(case: Case, cat: Catalogue, file: str, prefix: str = "
                  for t in case.contraindicated_tests if t not in cat.tests]
     for name in ("essential_tests", "optional_tests"):
         problems += [Problem(file, f"{p}{name}", "unknown test id", t) for t in getattr(case, name) if t not in cat.tests]
-    if case.gold_diagnosis not in cat.diagnoses:
-        problems.append(Problem(file, f"{p}gold_diagnosis", "ICD-10 code not in the diagnosis catalogue", case.gold_diagnosis))
-    problems += [Problem(file, f"{p}differential[{i}].code", "ICD-10 code not in the diagnosis catalogue", d.code)
-                 for i, d in enumerate(case.differential) if d.code not in cat.diagnoses]
+    # Any valid WHO ICD-10 code may be a gold or a differential entry: the env adds the ones the
+    # catalogue lacks from the vocabulary (clinic_env.schema.catalogue.with_diagnoses).
+    if case.gold_diagnosis not in cat.diagnoses and not icd10.is_valid(case.gold_diagnosis):
+        problems.append(Problem(file, f"{p}gold_diagnosis", "not a WHO ICD-10 code (nor in the catalogue)",
+                                case.gold_diagnosis))
+    problems += [Problem(file, f"{p}differential[{i}].code", "not a WHO ICD-10 code (nor in the catalogue)", d.code)
+                 for i, d in enumerate(case.differential) if d.code not in cat.diagnoses and not icd10.is_valid(d.code)]
     for i, alt in enumerate(case.confirmatory):
         problems += [Problem(file, f"{p}confirmatory[{i}]", "unknown history, exam or test id", k)
                      for k in alt if k not in cat.history and k not in cat.tests]
