@@ -21,10 +21,9 @@ from typing import Any
 from clinic_env.importers.build import (
     CaseDraft,
     ImportReport,
-    map_gold,
+    gold_for,
     parse_demographics,
     unique,
-    with_diagnosis,
 )
 from clinic_env.importers.mapping import CatalogueMapper, split_sentences
 from clinic_env.importers.reading import read_jsonl_records
@@ -109,12 +108,10 @@ def _osce_case(n: int, osce: dict[str, Any], raw: str, mapper: CatalogueMapper, 
     if not isinstance(dx_text, str) or not dx_text.strip():
         report.skip(n, "OSCE_Examination.Correct_Diagnosis", "missing or not text")
         return None
-    gold, status = map_gold(mapper, dx_text)
-    report.add("diagnoses", status, dx_text)
-    if gold is None:
-        report.skip(n, "OSCE_Examination.Correct_Diagnosis", f"{dx_text!r} has no ICD-10 code")
+    found = gold_for(mapper, dx_text, report, n, "OSCE_Examination.Correct_Diagnosis")
+    if found is None:
         return None
-    cat = with_diagnosis(mapper.cat, gold, dx_text)
+    gold, cat = found
     history = str(actor.get("History", ""))
     age, sex = parse_demographics(str(actor.get("Demographics", "")))
     if sex is None:  # "Newborn" with no sex: the history's pronouns

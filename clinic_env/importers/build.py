@@ -13,11 +13,11 @@ from clinic_env.importers.results import result_abnormal
 from clinic_env.importers.voice import first_person, own_pronouns
 from clinic_env.patients.leak_guard import LeakGuard
 from clinic_env.schema.case import Case
-from clinic_env.schema.catalogue import Catalogue, Diagnosis
+from clinic_env.schema.catalogue import Catalogue, with_diagnoses
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import check_case_references, parse_model
 
-__all__ = ["CaseDraft", "ImportReport", "catalogue_for", "map_gold", "parse_demographics", "source_id", "specialty_for", "unique", "with_diagnosis"]
+__all__ = ["CaseDraft", "ImportReport", "catalogue_for", "gold_for", "map_gold", "parse_demographics", "source_id", "specialty_for", "unique"]
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)[\s-]*(year|yr|y/o|yo|month|mo|week|wk|day)s?[\s-]*(?:old)?", re.IGNORECASE)
 _FEMALE = re.compile(r"\b(?:female|woman|girl|lady|mother|she|her|f)\b", re.IGNORECASE)
@@ -129,28 +129,34 @@ def source_id(name: str, taken: dict[str, Any]) -> str:
 
 
 def map_gold(mapper: CatalogueMapper, text: str) -> tuple[str | None, str]:
-    """A source diagnosis's ICD-10 code and how it was found: ``"mapped"`` (curated catalogue),
-    ``"vocabulary"`` (the full ICD-10 vocabulary's mapper, when installed) or ``"unmapped"``."""
-    from clinic_env.importers import mapping
+    """A source diagnosis's ICD-10 code and how it was found: ``"mapped"`` (a curated catalogue
+    code), ``"vocabulary"`` (a WHO code outside the catalogue) or ``"unmapped"`` (the mapper refused
+    to guess; see :func:`clinic_env.importers.mapping.map_diagnosis`)."""
+    from clinic_env.importers.mapping import map_diagnosis
 
-    full = getattr(mapping, "map_diagnosis", None)
-    if callable(full):
-        result = full(text)
-        code = getattr(result, "code", None)
-        if isinstance(code, str) and code:
-            return code, "mapped" if code in mapper.cat.diagnoses else "vocabulary"
+    code = map_diagnosis(text).code
+    if not code:
         return None, "unmapped"
-    code = mapper.map_diagnosis(text)
-    return code, "mapped" if code else "unmapped"
+    return code, "mapped" if code in mapper.cat.diagnoses else "vocabulary"
+
+
+def gold_for(mapper: CatalogueMapper, text: str, report: ImportReport, line: int,
+             field_name: str) -> tuple[str, Catalogue] | None:
+    """Map a record's diagnosis text, count it, and return its code with the catalogue that holds
+    it (the WHO vocabulary's entry added when the curated catalogue lacks it); None, with the record
+    reported as skipped, when no code fits."""
+    gold, status = map_gold(mapper, text)
+    report.add("diagnoses", status, text)
+    if gold is None:
+        report.skip(line, field_name, f"diagnosis {text!r} has no ICD-10 code")
+        return None
+    return gold, with_diagnoses(mapper.cat, [gold])
 
 
 def catalogue_for(cases: list[Case], base: Catalogue) -> Catalogue:
-    """``base`` plus the gold diagnoses of imported ``cases`` that lie outside it (the structured
-    env's diagnosis actions for these cases: the curated catalogue and the loaded golds)."""
-    cat = base
-    for case in cases:
-        cat = with_diagnosis(cat, case.gold_diagnosis, case.gold_text or case.gold_diagnosis)
-    return cat
+    """``base`` plus the gold and differential codes of imported ``cases`` that lie outside it (the
+    structured env's diagnosis actions for these cases: the curated catalogue and the loaded golds)."""
+    return with_diagnoses(base, [c for case in cases for c in (case.gold_diagnosis, *(d.code for d in case.differential))])
 
 
 def unique(case: Case, seen: set[str]) -> Case:
@@ -160,24 +166,6 @@ def unique(case: Case, seen: set[str]) -> Case:
         cid, n = f"{case.id}-{n}", n + 1
     seen.add(cid)
     return case if cid == case.id else case.model_copy(update={"id": cid})
-
-
-def with_diagnosis(cat: Catalogue, code: str, label: str) -> Catalogue:
-    """``cat`` with ``code`` added as a diagnosis (label from the vocabulary when it has one, else the
-    source's words) so a case whose gold lies outside the curated catalogue validates and runs."""
-    if code in cat.diagnoses:
-        return cat
-    block = f"{code[0]}00-{code[0]}99"
-    try:
-        from clinic_env.schema import vocabulary  # type: ignore[attr-defined, unused-ignore]
-
-        entry = getattr(vocabulary, "lookup", lambda c: None)(code)
-        label = str(getattr(entry, "label", None) or label)
-        block = str(getattr(entry, "block", None) or block)
-    except ImportError:
-        pass
-    dx = Diagnosis(code=code, label=label[:200] or code, block=block, prior=0.001)
-    return Catalogue.build(cat.history, cat.tests, {**cat.diagnoses, code: dx}, cat.presentations)
 
 
 @dataclass

@@ -17,10 +17,10 @@ from typing import Any
 from clinic_env.importers.build import (
     CaseDraft,
     ImportReport,
+    gold_for,
     map_gold,
     parse_demographics,
     unique,
-    with_diagnosis,
 )
 from clinic_env.importers.mapping import CatalogueMapper, split_sentences
 from clinic_env.importers.reading import read_jsonl_records
@@ -163,12 +163,10 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
     if not answer.strip():
         report.skip(n, "answer", "missing")
         return None
-    gold, status = map_gold(mapper, answer)
-    report.add("diagnoses", status, answer)
-    if gold is None:
-        report.skip(n, "answer", f"diagnosis {answer!r} has no ICD-10 code")
+    found = gold_for(mapper, answer, report, n, "answer")
+    if found is None:
         return None
-    cat = with_diagnosis(mapper.cat, gold, answer)
+    gold, cat = found
     others = []
     for text in texts:
         if text != answer:
