@@ -20,7 +20,7 @@ from clinic_env.rewards.rubric import score_rubric
 from clinic_env.schema.case import Case
 from clinic_env.schema.icd10 import EDITION as ICD10_EDITION
 
-__all__ = ["episode_seed", "group", "play_episode", "run_batch", "write_records"]
+__all__ = ["episode_seed", "group", "next_decision", "play_episode", "run_batch", "write_records"]
 
 
 def episode_seed(seed: int, case_index: int, episode: int) -> int:
@@ -53,8 +53,22 @@ def play_episode(
     for offset, agent in enumerate(AGENTS):
         policies[agent].reset((policy_seeds or {}).get(agent, seed + offset + 1))
     totals = dict.fromkeys(AGENTS, 0.0)
-    errors: list[str] = []
-    for agent in env.agent_iter():
+    while (turn := next_decision(env, totals)) is not None:
+        agent, obs = turn
+        env.step(policies[agent].act(obs, agent))
+    return episode_record(env, seed, doctor_name, totals, [])
+
+
+def next_decision(env: ConsultationEnv, totals: dict[str, float]) -> tuple[str, dict[str, Any]] | None:
+    """Play an AEC env's forced moves (a finished agent's ``None``, ``wait`` when it is the only
+    legal action) until an agent has a real choice, adding each agent's rewards to ``totals``.
+
+    Returns:
+        That agent and its observation, or None once the episode is over. Every loop that plays
+        the env (rollouts, tournaments, the teaching session) goes through here.
+    """
+    while env.agents:
+        agent = env.agent_selection
         obs, reward, terminated, truncated, _ = env.last()
         totals[agent] += reward
         if terminated or truncated:
@@ -64,8 +78,8 @@ def play_episode(
         if mask[WAIT] and mask.sum() == 1:
             env.step(WAIT)
             continue
-        env.step(policies[agent].act(obs, agent))
-    return episode_record(env, seed, doctor_name, totals, errors)
+        return agent, obs
+    return None
 
 
 def episode_record(env: ConsultationEnv, seed: int, doctor_name: str, totals: dict[str, float],

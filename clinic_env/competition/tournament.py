@@ -70,13 +70,12 @@ from clinic_env.competition.store import (
     write_json_atomic,
 )
 from clinic_env.competition.summary import build_summary, jsonable
-from clinic_env.core.actions import WAIT
 from clinic_env.core.engine import AGENTS, DOCTOR
 from clinic_env.envs.aec import ConsultationEnv
 from clinic_env.envs.setup import ENV_VERSION, EnvInfo
 from clinic_env.policies import Policy, make_policy
 from clinic_env.records import EpisodeRecord
-from clinic_env.rollout import episode_record, episode_seed
+from clinic_env.rollout import episode_record, episode_seed, next_decision
 from clinic_env.schema.case import Case
 
 __all__ = [
@@ -320,16 +319,9 @@ def play_key(env: ConsultationEnv, doctor: Policy, others: Mapping[str, Policy],
     failures_before = len(getattr(doctor, "failures", ()))
     totals = dict.fromkeys(AGENTS, 0.0)
     forfeited = False
-    for agent in env.agent_iter():
-        obs, reward, terminated, truncated, _ = env.last()
-        totals[agent] += reward
-        if terminated or truncated:
-            env.step(None)
-            continue
-        mask = obs["action_mask"]
-        if mask[WAIT] and mask.sum() == 1:
-            env.step(WAIT)
-        elif agent == _DOCTOR and forfeited:
+    while (turn := next_decision(env, totals)) is not None:
+        agent, obs = turn
+        if agent == _DOCTOR and forfeited:
             env.step(FORFEITED_MOVE)
         else:
             env.step(policies[agent].act(obs, agent))

@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clinic_env.core.actions import WAIT
 from clinic_env.core.engine import AGENTS, DIAGNOSIS, DOCTOR, HISTORY, SEGMENTS
 from clinic_env.envs.aec import ConsultationEnv
 from clinic_env.envs.text import speaking
 from clinic_env.policies import Policy, make_policy
 from clinic_env.records import EpisodeRecord
-from clinic_env.rollout import episode_record
+from clinic_env.rollout import episode_record, next_decision
 from clinic_env.schema.case import Case
 from clinic_env.schema.persona import Persona
 from clinic_env.teaching.guide import (
@@ -217,21 +216,11 @@ class PlaySession:
     def _advance(self) -> None:
         """The patient and the examiner act until the doctor must decide or the episode ends
         (the loop of :func:`clinic_env.rollout.play_episode`, with the doctor's seat left open)."""
-        env = self.env
-        while env.agents:
-            agent = env.agent_selection
-            obs, reward, terminated, truncated, _ = env.last()
-            self._totals[agent] += reward
-            if terminated or truncated:
-                env.step(None)
-                continue
-            mask = obs["action_mask"]
-            if mask[WAIT] and mask.sum() == 1:
-                env.step(WAIT)
-                continue
+        while (turn := next_decision(self.env, self._totals)) is not None:
+            agent, obs = turn
             if agent == AGENTS[DOCTOR]:
                 return
-            env.step(self._policies[agent].act(obs, agent))
+            self.env.step(self._policies[agent].act(obs, agent))
 
     def _new_lines(self) -> list[Line]:
         """Transcript lines the doctor may read, added since the last call."""
