@@ -23,7 +23,7 @@ from clinic_env.rewards.registry import COMPONENTS
 if TYPE_CHECKING:
     import pandas
 
-__all__ = ["EpisodeRecord", "RecordLike", "Turn", "dump_records", "flatten", "load", "load_records", "totals_from"]
+__all__ = ["EpisodeRecord", "LLMCall", "RecordLike", "Turn", "dump_records", "flatten", "load", "load_records", "totals_from"]
 
 
 class _MappingAccess(BaseModel):
@@ -80,6 +80,29 @@ class Turn(_MappingAccess):
     tangent: str | bool | None = None
     contradiction: bool | None = None
     interruption: str | None = Field(default=None, description="An anxious aside shown to the doctor only.")
+    llm_call: int | None = Field(default=None, description="Doctor turns of token-recording rollouts: index "
+                                 "in the record's doctor_calls of the reply that produced this turn.")
+
+
+class LLMCall(_MappingAccess):
+    """One doctor LLM call of a token-recording rollout: what a trainer's rollout hook consumes.
+
+    A reply may produce several doctor turns (queued actions: ``first_turn`` .. ``first_turn +
+    n_turns - 1`` in ``turns``) or none (``reask``: it could not be parsed and was asked again).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    messages: list[dict[str, Any]] = Field(description="The chat messages sent.")
+    completion: str = Field(description="The reply used (choice 0).")
+    segment: str = Field(description="The segment when the doctor was asked.")
+    first_turn: int = Field(description="Index in turns of the first turn it produced.")
+    n_turns: int = 0
+    reask: str | None = Field(default=None, description="Why the reply was asked again, if it was.")
+    reward: float = Field(default=0.0, description="The doctor's reward from this call up to its next call.")
+    prompt_token_ids: list[int] | None = None
+    completion_token_ids: list[int] | None = None
+    completion_logprobs: list[float] | None = None
 
 
 class EpisodeRecord(_MappingAccess):
@@ -131,6 +154,8 @@ class EpisodeRecord(_MappingAccess):
     policy_seed: int | None = None
     usage: dict[str, Any] | None = None
     text_events: list[Any] | None = None
+    doctor_calls: list[LLMCall] | None = Field(default=None, description="Token-recording rollouts: every doctor "
+                                               "LLM call, with its messages, completion and token data.")
     wall_s: float | None = None
 
     @property

@@ -8,7 +8,11 @@ flight. A server that stops answering (timeouts, errors, garbage after the clien
 ends the affected episode as truncated (``end_reason: "llm_error"``, the message in ``errors``);
 the rest of the batch goes on. Records are the sync rollout's (:func:`clinic_env.rollout.play_episode`)
 plus ``group``, ``group_index``, ``usage`` (LLM calls, tokens, latency), ``text_events`` (each
-reply, what it parsed to, re-asks) and ``wall_s``.
+reply, what it parsed to, re-asks) and ``wall_s``. With ``record_tokens=True`` a record also holds
+``doctor_calls``: each doctor LLM call's messages, completion, segment, reward, re-ask and, when the
+server returns them, prompt/completion token ids and logprobs (``llm:``/``vllm:`` doctors then ask
+for them); each doctor turn's ``llm_call`` points at the call that produced it. That is what
+:func:`clinic_env.integrations.handoff.export` turns into a trainer's JSONL.
 """
 
 from __future__ import annotations
@@ -20,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from clinic_env.core.actions import WAIT
-from clinic_env.core.engine import AGENTS
+from clinic_env.core.engine import AGENTS, SEGMENTS
 from clinic_env.envs.aec import ConsultationEnv
 from clinic_env.envs.setup import ENV_VERSION
 from clinic_env.envs.text import TextConsultationEnv
-from clinic_env.llm.client import LLMCallError, Usage, track_usage
+from clinic_env.llm.client import CallRecord, LLMCallError, Usage, track_calls, track_usage
 from clinic_env.llm.metrics import SpecDecodeCounters, read_spec_metrics
 from clinic_env.llm.policy import LLMPolicy, sampling_offset
-from clinic_env.records import EpisodeRecord
+from clinic_env.records import EpisodeRecord, LLMCall
 from clinic_env.rollout import episode_record, episode_seed
 from clinic_env.schema.case import Case
 from clinic_env.schema.loading import load_cases, load_catalogue, load_personas, load_rubric_banks
@@ -110,10 +114,39 @@ async def _act(policy: Any, obs: dict[str, Any], agent: str) -> Any:
     return policy.act(obs, agent)
 
 
+def _doctor_call(env: TextConsultationEnv, new: list[CallRecord], first_turn: int, segment: str) -> LLMCall | None:
+    """The record of the doctor call just played (the last call the policy made for it), or None."""
+    if not new:
+        return None
+    _, messages, done = new[-1]
+    info = env.infos.get(AGENTS[0]) or {}
+    ids = done.token_ids[0] if done.token_ids else None
+    logprobs = done.logprobs[0] if done.logprobs else None
+    return LLMCall(messages=messages, completion=done.text, segment=segment, first_turn=first_turn,
+                   reask=info.get("reask"),
+                   prompt_token_ids=list(done.prompt_token_ids) if done.prompt_token_ids is not None else None,
+                   completion_token_ids=list(ids) if ids is not None else None,
+                   completion_logprobs=list(logprobs) if logprobs is not None else None)
+
+
+def _link_turns(record: EpisodeRecord, calls: list[LLMCall]) -> None:
+    """Each doctor turn's ``llm_call``: the last call made before the turn was played."""
+    doctor = AGENTS[0]
+    for k, call in enumerate(calls):
+        end = calls[k + 1].first_turn if k + 1 < len(calls) else len(record.turns)
+        for turn in record.turns[call.first_turn:end]:
+            if turn.agent == doctor:
+                turn.llm_call = k
+                call.n_turns += 1
+
+
 async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, seed: int, member: int,
-                doctor_name: str) -> EpisodeRecord:
+                doctor_name: str, record_tokens: bool = False) -> EpisodeRecord:
     usage = Usage()
     track_usage(usage)  # this task's context only: concurrent episodes keep their own counts
+    sink: list[CallRecord] | None = [] if record_tokens else None
+    track_calls(sink)
+    calls: list[LLMCall] = []
     sampling_offset(member)
     start = time.perf_counter()
     env.reset(seed=seed, options={"case_id": case.id})
@@ -132,6 +165,8 @@ async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, 
     for agent in env.agent_iter():
         # What env.last() would return, without building observations for turns that need none.
         totals[agent] += env._cumulative_rewards[agent]
+        if calls and agent == AGENTS[0]:
+            calls[-1].reward += env._cumulative_rewards[agent]  # what the doctor earned since its last call
         if env.terminations[agent] or env.truncations[agent]:
             env.step(None)
             continue
@@ -141,6 +176,8 @@ async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, 
             step(env, WAIT) if agent != AGENTS[2] else env.step(WAIT)
             continue
         obs = ConsultationEnv.observe(env, agent) if plain[agent] else env.observe(agent)
+        made, first_turn = len(sink) if sink is not None else 0, len(env.engine.turns)
+        segment = SEGMENTS[min(env.engine.segment, 3)]
         try:
             action = await _act(policies[agent], obs, agent)
         except LLMCallError as exc:
@@ -148,11 +185,18 @@ async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, 
             llm_failed = True
             break
         env.step(action)
+        if sink is not None and agent == AGENTS[0]:
+            call = _doctor_call(env, [c for c in sink[made:] if c[0] == agent], first_turn, segment)
+            if call is not None:
+                calls.append(call)
     record = episode_record(env, seed, doctor_name, totals, errors)
     if llm_failed:
         record.update(terminated=False, truncated=True, end_reason="llm_error")
     record.update(group=f"{case.id}:{seed}", group_index=member, usage=usage.as_dict(),
                   text_events=list(env.turns.events), wall_s=round(time.perf_counter() - start, 4))
+    if calls:
+        _link_turns(record, calls)
+        record.doctor_calls = calls
     return record
 
 
@@ -173,6 +217,7 @@ async def arun(
     doctor_name: str | None = None,
     metrics_url: str | None = None,
     on_episode: Callable[[EpisodeRecord], None] | None = None,
+    record_tokens: bool = False,
 ) -> RolloutBatch:
     """Play a batch of text-mode episodes with up to ``concurrency`` in flight.
 
@@ -192,6 +237,9 @@ async def arun(
         metrics_url: A vLLM ``/metrics`` URL (or api_base) to read spec-decoding counters from
             before and after the batch (default: ``api_base`` when an ``llm:`` policy is used).
         on_episode: Called with each record as it finishes.
+        record_tokens: Record every doctor LLM call in ``doctor_calls`` (messages, completion,
+            reward, token ids and logprobs when the server returns them; ``llm:``/``vllm:`` doctors
+            ask for them). For trainers: see :mod:`clinic_env.integrations.handoff`.
 
     Returns:
         The records in job order (case, repeat, group member), as a :class:`RolloutBatch`.
@@ -201,6 +249,7 @@ async def arun(
     library = load_cases(cases) if cases is None or isinstance(cases, (str, Path)) else list(cases)
     kwargs = _shared_kwargs(library, env_kwargs or {})
     llm = {"api_base": api_base, "timeout": timeout, "retries": retries, "concurrency": concurrency}
+    doctor_llm = {**llm, "token_data": True} if record_tokens else llm
     envs = [TextConsultationEnv(**kwargs) for _ in range(min(concurrency, len(library) * episodes_per_case * group_size))]
     info = envs[0].info
     specs = {AGENTS[0]: doctor, AGENTS[1]: patient, AGENTS[2]: examiner}
@@ -216,8 +265,8 @@ async def arun(
         return {a: shared[a] if a in shared else make_agent_policy(s, a.split("_")[0], info, **llm)
                 for a, s in specs.items()}
 
-    shared = {a: make_agent_policy(s, a.split("_")[0], info, **llm) for a, s in specs.items()
-              if isinstance(s, str) and s.startswith(_LLM_PREFIXES)}
+    shared = {a: make_agent_policy(s, a.split("_")[0], info, **(doctor_llm if a == AGENTS[0] else llm))
+              for a, s in specs.items() if isinstance(s, str) and s.startswith(_LLM_PREFIXES)}
     jobs: asyncio.Queue[tuple[int, Case, int, int]] = asyncio.Queue()
     n = 0
     for ci, case in enumerate(library):
@@ -234,7 +283,7 @@ async def arun(
         while not jobs.empty():
             i, case, s, member = jobs.get_nowait()
             try:
-                record = await asyncio.create_task(_play(env, policies, case, s, member, str(name)))
+                record = await asyncio.create_task(_play(env, policies, case, s, member, str(name), record_tokens))
             except Exception as exc:  # a broken policy must not sink the batch
                 record = EpisodeRecord.failed(case.id, str(name), s, ENV_VERSION, exc,
                                               group=f"{case.id}:{s}", group_index=member)

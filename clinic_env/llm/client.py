@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import json
 import os
 import random
@@ -31,7 +32,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from clinic_env.llm.http import HTTPPool
 
-__all__ = ["ChatClient", "Completion", "LLMCallError", "Usage", "current_usage", "track_usage"]
+__all__ = ["CallRecord", "ChatClient", "Completion", "LLMCallError", "Usage", "current_usage", "token_fields",
+           "track_calls", "track_usage"]
 
 _SELF_HOSTED = ("hosted_vllm/", "openai/", "sglang/")
 _OPENAI_PARAMS = frozenset({
@@ -91,20 +93,75 @@ def current_usage() -> Usage | None:
     return _USAGE.get()
 
 
+#: One recorded call: (agent, the messages sent, the completion).
+CallRecord = tuple[str, list[dict[str, str]], "Completion"]
+_CALLS: contextvars.ContextVar[list[CallRecord] | None] = contextvars.ContextVar("clinic_env_llm_calls", default=None)
+
+
+def track_calls(sink: list[CallRecord] | None) -> contextvars.Token[list[CallRecord] | None]:
+    """Append every successful call of the current task to ``sink`` (None stops recording).
+
+    Rollouts that hand episodes to a trainer use it to keep each doctor call's prompt, completion
+    and token data (:func:`clinic_env.rollout_async.arun` with ``record_tokens=True``).
+    """
+    return _CALLS.set(sink)
+
+
 @dataclass(frozen=True)
 class Completion:
-    """One call's result: the choices' texts, token counts and wall-clock latency."""
+    """One call's result: the choices' texts, token counts and wall-clock latency.
+
+    Token-level fields are filled when the server returns them (vLLM with ``return_token_ids``
+    and ``logprobs``; see :func:`token_fields`): ``prompt_token_ids`` of the rendered prompt and,
+    per choice, the completion's ``token_ids`` and sampled-token ``logprobs`` (None for a choice
+    without them). Trainers' ``rollout_func`` hooks need exactly these.
+    """
 
     texts: tuple[str, ...]
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
     attempts: int = 1
+    prompt_token_ids: tuple[int, ...] | None = None
+    token_ids: tuple[tuple[int, ...] | None, ...] = ()
+    logprobs: tuple[tuple[float, ...] | None, ...] = ()
 
     @property
     def text(self) -> str:
         """The first choice's text."""
         return self.texts[0] if self.texts else ""
+
+
+def _int_list(value: Any) -> tuple[int, ...] | None:
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    return None
+
+
+def token_fields(body: dict[str, Any], choice: dict[str, Any]) -> tuple[tuple[int, ...] | None,
+                                                                         tuple[int, ...] | None,
+                                                                         tuple[float, ...] | None]:
+    """``(prompt_token_ids, completion token ids, completion logprobs)`` of one choice, where present.
+
+    vLLM (>= 0.10.2) answers ``return_token_ids: true`` with ``prompt_token_ids`` at the top level
+    and ``token_ids`` on each choice; ``logprobs: true`` gives ``choice.logprobs.content[i].logprob``
+    (OpenAI's shape). With ``return_tokens_as_token_ids`` each ``token`` reads ``"token_id:N"``,
+    which stands in for missing ``token_ids``. Malformed fields count as absent.
+    """
+    prompt = _int_list(body.get("prompt_token_ids")) or _int_list(choice.get("prompt_token_ids"))
+    ids = _int_list(choice.get("token_ids"))
+    logprobs: tuple[float, ...] | None = None
+    lp = choice.get("logprobs")
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if isinstance(content, list) and all(isinstance(t, dict) for t in content):
+        values = [t.get("logprob") for t in content]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            logprobs = tuple(float(v) for v in values)
+        if ids is None:
+            tokens = [str(t.get("token", "")) for t in content]
+            if tokens and all(t.startswith("token_id:") and t[9:].isdigit() for t in tokens):
+                ids = tuple(int(t[9:]) for t in tokens)
+    return prompt, ids, logprobs
 
 
 class _Retryable(Exception):
@@ -115,12 +172,22 @@ def _parse_body(body: Any) -> Completion:
     if not isinstance(body, dict) or not isinstance(body.get("choices"), list) or not body["choices"]:
         raise _Retryable(f"not a chat completion: {str(body)[:120]!r}")
     texts = []
+    prompt_ids: tuple[int, ...] | None = None
+    ids: list[tuple[int, ...] | None] = []
+    logprobs: list[tuple[float, ...] | None] = []
     for choice in body["choices"]:
         msg = choice.get("message") if isinstance(choice, dict) else None
         content = msg.get("content") if isinstance(msg, dict) else None
         texts.append(content if isinstance(content, str) else "")
+        p, t, lp = token_fields(body, choice) if isinstance(choice, dict) else (None, None, None)
+        prompt_ids = prompt_ids or p
+        ids.append(t)
+        logprobs.append(lp)
     usage = body.get("usage") or {}
-    return Completion(tuple(texts), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+    tokens = any(x is not None for x in ids + logprobs)
+    return Completion(tuple(texts), int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                      prompt_token_ids=prompt_ids, token_ids=tuple(ids) if tokens else (),
+                      logprobs=tuple(logprobs) if tokens else ())
 
 
 class ChatClient:
@@ -257,10 +324,12 @@ class ChatClient:
                     if usage is not None:
                         usage.failed_attempts += 1
                 else:
-                    done = Completion(out.texts, out.prompt_tokens, out.completion_tokens,
-                                      time.perf_counter() - start, attempt + 1)
+                    done = dataclasses.replace(out, latency_s=time.perf_counter() - start, attempts=attempt + 1)
                     if usage is not None:
                         usage.add(agent or "llm", done)
+                    sink = _CALLS.get()
+                    if sink is not None:
+                        sink.append((agent or "llm", list(messages), done))
                     return done
             if attempt < self.retries:
                 await asyncio.sleep(self.backoff * (2**attempt) * (0.5 + self._rng.random()))

@@ -62,6 +62,9 @@ class LLMPolicy:
         info: The env's :class:`~clinic_env.envs.setup.EnvInfo`. With it, a doctor's schema lists
             only the actions and ids legal now (from the observation's mask), so servers with
             grammar-constrained decoding can only produce legal replies.
+        token_data: Ask for token-level data (``logprobs: true`` and vLLM's ``return_token_ids:
+            true``) so that rollouts can hand prompt/completion token ids and logprobs to a trainer.
+            Servers that reject unknown fields (OpenAI's own API) answer 400: leave it off there.
     """
 
     text_policy = True
@@ -71,7 +74,7 @@ class LLMPolicy:
                  max_tokens: int | None = None, timeout: float = 60.0, retries: int = 2, backoff: float = 0.5,
                  concurrency: int = 64, structured_output: bool = True, transport: str = "auto",
                  extra_body: dict[str, Any] | None = None, client: ChatClient | None = None,
-                 info: Any = None) -> None:
+                 info: Any = None, token_data: bool = False) -> None:
         if role not in _ROLE_INDEX:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         if n < 1:
@@ -81,6 +84,7 @@ class LLMPolicy:
         self.structured_output = structured_output
         self.info = info
         self.extra_body = dict(extra_body or {})
+        self.token_data = token_data
         self.client = client or ChatClient(model, api_base, api_key, api_key_env, timeout, retries, backoff,
                                            concurrency, transport)
         self.last: Completion | None = None
@@ -109,6 +113,9 @@ class LLMPolicy:
                                          "json_schema": {"name": "doctor_action", "schema": schema, "strict": True}}
         elif self.structured_output:
             params["response_format"] = response_format(_ROLE_INDEX[self.role])
+        if self.token_data:
+            params["logprobs"] = True
+            params["return_token_ids"] = True
         params.update(self.extra_body)
         return params
 

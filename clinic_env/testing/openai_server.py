@@ -7,6 +7,10 @@ scripted and deterministic:
 - ``replies``: a list of strings served in turn (cycled), or a callable
   ``reply(request_json) -> str | Reply`` that sees the whole request (messages, n, seed...);
 - ``latency``: seconds every call waits before answering (a fixed per-call latency);
+- token data as vLLM returns it, when the request asks: ``return_token_ids`` adds
+  ``prompt_token_ids`` and each choice's ``token_ids``; ``logprobs`` adds
+  ``choice.logprobs.content`` (``"token_id:N"`` tokens with ``return_tokens_as_token_ids``). The
+  tokeniser is a toy (:func:`toy_tokens`, ids by CRC-32), the logprobs deterministic stand-ins;
 - ``mode``: ``"ok"``, ``"timeout"`` (never answers within any sane client timeout),
   ``"garbage"`` (HTTP 200 with a body that is not JSON), ``"error"`` (HTTP 500) or ``"down"``
   (closes the connection at once); changeable while the server runs to simulate a server that
@@ -25,15 +29,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
-__all__ = ["MODES", "OpenAITestServer", "Reply"]
+__all__ = ["MODES", "VOCAB", "OpenAITestServer", "Reply", "toy_logprob", "toy_prompt", "toy_token_id", "toy_tokens"]
 
 MODES = ("ok", "timeout", "garbage", "error", "down")
 
@@ -54,6 +60,46 @@ class Reply:
 
 
 ReplyFn = Callable[[dict[str, Any]], Union[str, Reply]]
+
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+VOCAB = 32000
+
+
+def toy_tokens(text: str) -> list[str]:
+    """The loopback server's tokenisation: runs of spaces, words, single punctuation marks."""
+    return _TOKEN.findall(text)
+
+
+def toy_token_id(token: str) -> int:
+    """A stable id for a toy token (CRC-32 modulo :data:`VOCAB`)."""
+    return zlib.crc32(token.encode("utf-8")) % VOCAB
+
+
+def toy_logprob(position: int, token: str) -> float:
+    """A deterministic stand-in for a sampled token's log-probability, in [-4, -0.001]."""
+    return -0.001 - (zlib.crc32(f"{position}:{token}".encode()) % 4000) / 1000.0
+
+
+def toy_prompt(messages: Sequence[dict[str, Any]]) -> str:
+    """The chat prompt the toy tokeniser sees (one ``<|role|>`` block per message, then the reply's)."""
+    return "".join(f"<|{m.get('role', '')}|>\n{m.get('content', '')}\n" for m in messages) + "<|assistant|>\n"
+
+
+def _token_fields(request: dict[str, Any], contents: Sequence[str], body: dict[str, Any]) -> None:
+    """Add vLLM's token fields to ``body`` where the request asks for them (``return_token_ids``,
+    ``logprobs``, ``return_tokens_as_token_ids``), in vLLM's response shape."""
+    as_ids = bool(request.get("return_tokens_as_token_ids"))
+    if request.get("return_token_ids"):
+        body["prompt_token_ids"] = [toy_token_id(t) for t in toy_tokens(toy_prompt(request.get("messages", [])))]
+    for choice, text in zip(body["choices"], contents, strict=True):
+        tokens = toy_tokens(text)
+        if request.get("return_token_ids"):
+            choice["token_ids"] = [toy_token_id(t) for t in tokens]
+        if request.get("logprobs"):
+            choice["logprobs"] = {"content": [
+                {"token": f"token_id:{toy_token_id(t)}" if as_ids else t, "logprob": toy_logprob(i, t),
+                 "bytes": list(t.encode("utf-8")), "top_logprobs": []} for i, t in enumerate(tokens)]}
 
 
 def _usage(request: dict[str, Any], contents: Sequence[str]) -> dict[str, int]:
@@ -126,6 +172,7 @@ class _Handler(BaseHTTPRequestHandler):
                         for i, c in enumerate(contents)],
             "usage": _usage(request, contents),
         }
+        _token_fields(request, contents, body)
         self._send(200, json.dumps(body).encode())
 
 
