@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 
+from clinic_env import cli_open
 from clinic_env.cli_llm import serve_app
 
 T = TypeVar("T")
@@ -135,18 +136,57 @@ def run(
     timeout: Annotated[float, typer.Option(min=0.001, help="Seconds per LLM call attempt (retried with backoff).")] = 60.0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out (structured doctors).")] = False,
     allow_failures: Annotated[bool, typer.Option("--allow-failures", help="Exit 0 even when episodes failed.")] = False,
+    mode: cli_open.ModeOpt = "auto",
+    protocol: cli_open.ProtocolOpt = None,
+    patient: cli_open.PatientOpt = None,
+    examiner: cli_open.ExaminerOpt = None,
+    measurement: cli_open.MeasurementOpt = None,
+    moderator: cli_open.ModeratorOpt = None,
+    max_doctor_turns: cli_open.TurnsOpt = None,
+    doctor_bias: cli_open.DoctorBiasOpt = None,
+    patient_bias: cli_open.PatientBiasOpt = None,
+    doctor_api_base: cli_open.DoctorBaseOpt = None,
+    patient_api_base: cli_open.PatientBaseOpt = None,
+    examiner_api_base: cli_open.ExaminerBaseOpt = None,
+    measurement_api_base: cli_open.MeasurementBaseOpt = None,
+    moderator_api_base: cli_open.ModeratorBaseOpt = None,
+    case_format: cli_open.FormatOpt = "auto",
 ) -> None:
     """Play every case with each doctor against the default patient and examiner; print a
     leaderboard and write results.jsonl and summary.json. Structured doctors (any spec of
     ``clinic-env tournament``, played in this process) go through the durable tournament engine:
     each episode is written as it finishes, ``--resume`` continues a killed run, and the exit status
     is 1 when episodes failed unless ``--allow-failures``. A doctor ``llm:MODEL`` (e.g.
-    ``llm:hosted_vllm/NAME`` with ``--api-base``, or any litellm model) plays in text mode."""
+    ``llm:hosted_vllm/NAME`` with ``--api-base``, or any litellm model) plays in text mode.
+    ``--mode open`` (or ``--protocol``) plays free-dialogue consultations (:mod:`clinic_env.cli_open`)."""
     import datetime
 
-    from clinic_env.cli_tournament import finish, load_library, play_tournament, source_of
+    from clinic_env.cli_tournament import finish, play_tournament, source_of
     from clinic_env.competition import DoctorSpecError, parse_doctor_spec
 
+    open_roles = {"patient": patient, "examiner": examiner, "measurement": measurement, "moderator": moderator}
+    role_bases = {"doctor": doctor_api_base, "patient": patient_api_base, "examiner": examiner_api_base,
+                  "measurement": measurement_api_base, "moderator": moderator_api_base}
+    if mode not in ("auto", "open"):
+        typer.echo(f"error: --mode must be auto or open, got {mode!r}", err=True)
+        raise typer.Exit(2)
+    if mode == "open" or protocol is not None:
+        if resume:
+            typer.echo("error: --resume covers structured doctors only; start open-mode runs afresh", err=True)
+            raise typer.Exit(2)
+        library = cli_open.load_run_cases(cases, split, case_format)
+        out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        cli_open.run_open(library, doctor or ["open-scripted"], roles=open_roles, protocol=protocol,
+                          max_doctor_turns=max_doctor_turns, doctor_bias=doctor_bias, patient_bias=patient_bias,
+                          api_base=api_base, role_api_base=role_bases, out=out, episodes_per_case=episodes_per_case,
+                          seed=seed, concurrency=concurrency, timeout=timeout, persona=persona,
+                          allow_failures=allow_failures, source=source_of(cases, split))
+        return
+    stray = cli_open.given_flags(**open_roles, max_doctor_turns=max_doctor_turns, doctor_bias=doctor_bias,
+                                 patient_bias=patient_bias, **{f"{r}_api_base": u for r, u in role_bases.items()})
+    if stray:
+        typer.echo(f"error: {', '.join(stray)} need(s) --mode open", err=True)
+        raise typer.Exit(2)
     doctors = doctor or ["random", "thorough", "info-gain"]
     structured = [d for d in doctors if not d.startswith(("llm:", "vllm:"))]
     llm_doctors = [d for d in doctors if d.startswith(("llm:", "vllm:"))]
@@ -159,7 +199,7 @@ def run(
     if resume and llm_doctors:
         typer.echo("error: --resume covers structured doctors only; run the llm: doctors in their own --out", err=True)
         raise typer.Exit(2)
-    library = load_library(cases, split)
+    library = cli_open.load_run_cases(cases, split, case_format)
     out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     env_kwargs = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
     if not llm_doctors:

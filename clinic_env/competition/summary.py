@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,13 +13,14 @@ import clinic_env
 from clinic_env.envs.aec import ConsultationEnv
 from clinic_env.envs.setup import ENV_VERSION
 from clinic_env.leaderboard import leaderboard
-from clinic_env.records import EpisodeRecord
+from clinic_env.records import EpisodeRecord, RecordLike
 from clinic_env.schema.case import Case
 
 if TYPE_CHECKING:
     from clinic_env.competition.tournament import PlannedEpisode
 
-__all__ = ["FORMAT", "build_summary", "git_commit", "jsonable", "statistics"]
+__all__ = ["FAILED_END_REASONS", "FORMAT", "build_summary", "diagnostic_accuracy", "episode_failed", "git_commit", "jsonable",
+           "statistics"]
 
 #: Version of the summary's layout.
 FORMAT = "clinic_env.tournament/1"
@@ -68,6 +69,54 @@ def statistics(records: Sequence[EpisodeRecord], seed: int) -> dict[str, Any]:
         return {"statistics": summarise(records, seed=seed)}
     except Exception as exc:  # the records are safe on disk; say why the statistics are missing
         return {"statistics_error": f"{type(exc).__name__}: {exc}"}
+
+
+#: End reasons of episodes that did not finish as the doctor played them (infrastructure failures).
+FAILED_END_REASONS = frozenset({"llm_error", "error"})
+
+
+def episode_failed(record: RecordLike) -> bool:
+    """Whether an episode failed (errors recorded, or ended by an LLM or env error), as opposed to
+    an outcome of the doctor's play (a diagnosis, a forfeit, the turn limit)."""
+    return bool(record.get("errors")) or record.get("end_reason") in FAILED_END_REASONS
+
+
+def diagnostic_accuracy(records: Iterable[RecordLike], *, confidence: float = 0.95) -> dict[str, dict[str, Any]]:
+    """Per doctor, the share of episodes whose final diagnosis was correct, with its Wilson interval
+    (:func:`clinic_env.competition.stats.wilson`): the headline metric of AgentClinic and its peers.
+
+    ``diagnosis_correct`` decides where the record has it (open mode: ICD-10 mapping or moderator);
+    otherwise the final diagnosis must equal the gold. An episode that ran out of turns without a
+    diagnosis counts as wrong; failed episodes (:func:`episode_failed`) are not the doctor's outcome
+    and are left out of ``n`` (counted in ``failed``). With no finished episode the rate and its
+    bounds are None (JSON has no NaN).
+
+    Returns:
+        ``{doctor: {"rate", "ci_low", "ci_high", "n", "correct", "failed"}}`` in first-seen order.
+    """
+    from clinic_env.competition.stats import wilson
+
+    tally: dict[str, list[int]] = {}
+    for record in records:
+        row = tally.setdefault(str(record.get("doctor", "?")), [0, 0, 0])  # correct, n, failed
+        if episode_failed(record):
+            row[2] += 1
+            continue
+        judged = record.get("diagnosis_correct")
+        if judged is None:
+            final = record.get("final_diagnosis")
+            judged = final is not None and final == record.get("gold_diagnosis")
+        row[0] += int(bool(judged))
+        row[1] += 1
+    out: dict[str, dict[str, Any]] = {}
+    for doctor, (correct, n, failed) in tally.items():
+        if n == 0:
+            out[doctor] = {"rate": None, "ci_low": None, "ci_high": None, "n": 0, "correct": 0, "failed": failed}
+            continue
+        ci = wilson(correct, n, confidence=confidence)
+        out[doctor] = {"rate": round(ci.estimate, 6), "ci_low": round(ci.low, 6), "ci_high": round(ci.high, 6),
+                       "n": n, "correct": correct, "failed": failed}
+    return out
 
 
 def build_summary(*, status: str, arguments: Mapping[str, Any], identity: Mapping[str, Any],
