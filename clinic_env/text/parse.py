@@ -30,6 +30,7 @@ import numpy as np
 from clinic_env.core.actions import COMMIT_DIFFERENTIAL, END_SEGMENT, PATIENT_MODES, ActionTable
 from clinic_env.core.engine import DIAGNOSIS, DIFFERENTIAL, HISTORY, SEGMENTS, TESTS
 from clinic_env.schema.catalogue import Catalogue
+from clinic_env.text.jsonscan import extract_json
 from clinic_env.text.match import CatalogueMatcher
 
 __all__ = ["DEFAULT_MAX_CHARS", "DoctorParser", "ParseResult", "ParsedAction", "extract_json", "matcher_for",
@@ -78,35 +79,6 @@ class ParseResult:
     def ok(self) -> bool:
         """Whether at least one legal action was found."""
         return bool(self.actions) and self.error is None
-
-
-def extract_json(reply: str) -> Any:
-    """The first JSON object or array in ``reply`` (code fences and prose around it allowed; an
-    object cut off mid-way is closed), or None."""
-    text = reply.strip()
-    fence = re.search(r"```(?:json)?\s*(.*?)```", text, re.S)
-    if fence:
-        text = fence.group(1).strip()
-    decoder = json.JSONDecoder()
-    for i, ch in enumerate(text):
-        if ch in "{[":
-            try:
-                value, _ = decoder.raw_decode(text[i:])
-            except (json.JSONDecodeError, RecursionError):
-                continue
-            if isinstance(value, (dict, list)):
-                return value
-    # A reply cut off by max_tokens inside its JSON: close the open string and braces.
-    start = text.find("{")
-    if start >= 0:
-        for suffix in ('"}', "}", '"}]}', "}]}", '"]}'):
-            try:
-                value = json.loads(text[start:] + suffix)
-            except (json.JSONDecodeError, RecursionError):
-                continue
-            if isinstance(value, dict):
-                return value
-    return None
 
 
 # Building a matcher takes ~30 ms; envs sharing a catalogue share one (cached by identity).
