@@ -47,10 +47,10 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -79,8 +79,9 @@ from clinic_env.rollout import episode_record, episode_seed, next_decision
 from clinic_env.schema.case import Case
 
 __all__ = [
-    "FORFEITED_MOVE", "PRIVATE_CASES", "EpisodeKey", "PlannedEpisode", "TournamentResult", "case_set_hash",
-    "draw_persona", "generate_private_cases", "key_of", "plan_episodes", "run_tournament",
+    "FORFEITED_MOVE", "PRIVATE_CASES", "Backend", "EpisodeKey", "EpisodePlayer", "LocalBackend", "PlannedEpisode",
+    "PlayerSetup", "TournamentResult", "case_set_hash", "draw_persona", "generate_private_cases", "key_of",
+    "plan_episodes", "run_tournament",
 ]
 
 #: What a forfeited doctor plays: outside every mask, so a penalised no-op.
@@ -335,6 +336,94 @@ def play_key(env: ConsultationEnv, doctor: Policy, others: Mapping[str, Policy],
     return record
 
 
+@dataclass(frozen=True)
+class PlayerSetup:
+    """What building an :class:`EpisodePlayer` takes: plain, picklable data, so a backend can ship it
+    to other processes or machines (the Ray backend puts it in the object store once)."""
+
+    specs: tuple[DoctorSpec, ...]
+    cases: tuple[Case, ...]
+    env_kwargs: Mapping[str, Any]
+    isolated: Mapping[str, bool]
+    move_timeout_s: float = 5.0
+    memory_mb: int = 1024
+    private_paths: tuple[Path, ...] = ()
+
+
+class EpisodePlayer:
+    """One env, every doctor, the default patient and examiner: built once, then plays any planned
+    episodes in any order (each record depends on its key only, see :func:`play_key`).
+
+    Args:
+        setup: The tournament's doctors, cases and env arguments.
+        env: An env already built from ``setup`` (the local backend reuses the driver's); None builds one.
+
+    Raises:
+        DoctorSpecError, TournamentError: A doctor cannot be built (nothing is left running).
+    """
+
+    def __init__(self, setup: PlayerSetup, env: ConsultationEnv | None = None) -> None:
+        self.cases = setup.cases
+        self.env = env if env is not None else ConsultationEnv(cases=list(setup.cases), **dict(setup.env_kwargs))
+        self._doctors = _Doctors(setup.specs, self.env, setup.isolated, setup.move_timeout_s, setup.memory_mb,
+                                 setup.private_paths)
+        self.others = {AGENTS[1]: make_policy("persona", self.env.info), AGENTS[2]: make_policy("rubric", self.env.info)}
+
+    def play(self, item: PlannedEpisode) -> EpisodeRecord:
+        """The record of ``item`` (an exception while playing gives a failed record, never a raise)."""
+        return _play_safely(self.env, self._doctors.policies[item.key.doctor], self.others, item, self.cases)
+
+    def close(self) -> None:
+        """Stop isolated doctors' processes."""
+        self._doctors.close()
+
+
+class Backend(Protocol):
+    """Where a tournament's episodes are played. :func:`run_tournament` calls ``start`` before it
+    writes anything (a doctor that cannot be built leaves the folder as it was), then writes each
+    record ``play`` yields, in the order they come, and calls ``close`` however the run ends."""
+
+    def start(self, setup: PlayerSetup, env: ConsultationEnv) -> None:
+        """Build the players (``env`` is the driver's, built from ``setup``)."""
+
+    def play(self, todo: Sequence[PlannedEpisode]) -> Iterator[EpisodeRecord]:
+        """One record per item of ``todo``, each as soon as it is finished (any order)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for ``summary.json``'s arguments (empty for the local backend)."""
+        ...
+
+    def close(self) -> None:
+        """Release players, processes and workers."""
+
+
+class LocalBackend:
+    """The default backend: one :class:`EpisodePlayer` in this process, episodes in plan order."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._player: EpisodePlayer | None = None
+
+    def start(self, setup: PlayerSetup, env: ConsultationEnv) -> None:
+        self._player = EpisodePlayer(setup, env)
+
+    def play(self, todo: Sequence[PlannedEpisode]) -> Iterator[EpisodeRecord]:
+        if self._player is None:
+            raise TournamentError("LocalBackend.play before start")
+        for item in todo:
+            yield self._player.play(item)
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        if self._player is not None:
+            self._player.close()
+            self._player = None
+
+
 def run_tournament(
     doctors: Sequence[str | DoctorSpec],
     cases: Sequence[Case],
@@ -354,6 +443,7 @@ def run_tournament(
     private: Mapping[str, Any] | None = None,
     private_paths: Sequence[str | Path] = (),
     keep_cases: bool = False,
+    backend: Backend | None = None,
 ) -> TournamentResult:
     """Play every case with every doctor (paired), durably, into the run folder ``out``.
 
@@ -383,6 +473,10 @@ def run_tournament(
             to every isolated doctor (requires ``private``).
         keep_cases: Write the cases to ``OUT/private_cases.jsonl`` (600) when it is missing, so that
             a resumed run can reload generated cases (requires ``private``).
+        backend: Where episodes are played (:class:`Backend`): None plays them here, in plan order
+            (:class:`LocalBackend`); :class:`clinic_env.rollout_backends.RayBackend` spreads them over
+            Ray actors. Either way this process writes every record, as it arrives, to the same
+            ``results.jsonl``, and the records are the same. Private runs need the local backend.
 
     Returns:
         The records (one per key, plan order), counts and the summary.
@@ -405,6 +499,10 @@ def run_tournament(
         raise TournamentError("a tournament needs at least one doctor and one case")
     if (private_paths or keep_cases) and not private:
         raise TournamentError("private_paths and keep_cases need private=")
+    runner: Backend = backend if backend is not None else LocalBackend()
+    if private and not isinstance(runner, LocalBackend):
+        raise TournamentError("private tournaments play on the local backend only (their cases must not leave "
+                              "this process)")
     kwargs = dict(env_kwargs or {})
     env = ConsultationEnv(cases=list(cases), **kwargs)
     personas = [p.id for p in env.setup.personas]
@@ -453,8 +551,14 @@ def run_tournament(
             return data
 
         # Built before anything is written: a doctor that cannot start leaves the folder as it was.
-        runners = _Doctors(specs, env, isolated, move_timeout_s, memory_mb, [*hidden, folder] if private else [])
-        others = {AGENTS[1]: make_policy("persona", env.info), AGENTS[2]: make_policy("rubric", env.info)}
+        setup = PlayerSetup(tuple(specs), tuple(cases), kwargs, isolated, move_timeout_s, memory_mb,
+                            tuple([*hidden, folder] if private else []))
+        try:
+            runner.start(setup, env)
+        except BaseException:
+            runner.close()
+            raise
+        arguments.update(runner.describe())
         try:
             if private:
                 if keep_cases and not (folder / PRIVATE_CASES).exists():
@@ -467,17 +571,16 @@ def run_tournament(
             if on_start is not None:
                 on_start(len(plan), len(done))
             with ResultsFile(folder / RESULTS) as sink:
-                for item in todo:
-                    record = _play_safely(env, runners.policies[item.key.doctor], others, item, cases)
+                for record in runner.play(todo):
                     sink.append(record.to_json())
-                    fresh[item.key] = record
+                    fresh[key_of(record)] = record
                     if on_episode is not None:
                         on_episode(record)
         except BaseException:
             write_summary("interrupted")
             raise
         finally:
-            runners.close()
+            runner.close()
         final = write_summary("complete")
     records = [r for p in plan if (r := done.get(p.key) or fresh.get(p.key)) is not None]
     result = TournamentResult(folder, records, played=len(fresh), resumed=len(done), summary=final)
