@@ -21,6 +21,7 @@ from typing import Any
 from clinic_env.importers.build import (
     CaseDraft,
     ImportReport,
+    age_band,
     gold_for,
     parse_demographics,
     unique,
@@ -108,10 +109,6 @@ def _osce_case(n: int, osce: dict[str, Any], raw: str, mapper: CatalogueMapper, 
     if not isinstance(dx_text, str) or not dx_text.strip():
         report.skip(n, "OSCE_Examination.Correct_Diagnosis", "missing or not text")
         return None
-    found = gold_for(mapper, dx_text, report, n, "OSCE_Examination.Correct_Diagnosis")
-    if found is None:
-        return None
-    gold, cat = found
     history = str(actor.get("History", ""))
     age, sex = parse_demographics(str(actor.get("Demographics", "")))
     if sex is None:  # "Newborn" with no sex: the history's pronouns
@@ -119,6 +116,10 @@ def _osce_case(n: int, osce: dict[str, Any], raw: str, mapper: CatalogueMapper, 
     if age is None or sex is None:
         report.skip(n, "OSCE_Examination.Patient_Actor.Demographics", f"{actor.get('Demographics')!r} not understood")
         return None
+    found = gold_for(mapper, dx_text, report, n, "OSCE_Examination.Correct_Diagnosis", age_band(age))
+    if found is None:
+        return None
+    gold, cat = found
     symptoms = actor.get("Symptoms") or {}
     primary = str(symptoms.get("Primary_Symptom") or "").strip() if isinstance(symptoms, dict) else ""
     objective = str(osce.get("Objective_for_Doctor", ""))

@@ -17,7 +17,7 @@ from clinic_env.schema.catalogue import Catalogue, with_diagnoses
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import check_case_references, parse_model
 
-__all__ = ["CaseDraft", "ImportReport", "catalogue_for", "gold_for", "map_gold", "parse_demographics", "source_id", "specialty_for", "unique"]
+__all__ = ["CaseDraft", "ImportReport", "age_band", "catalogue_for", "gold_for", "map_gold", "parse_demographics", "source_id", "specialty_for", "unique"]
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)[\s-]*(year|yr|y/o|yo|month|mo|week|wk|day)s?[\s-]*(?:old)?", re.IGNORECASE)
 _FEMALE = re.compile(r"\b(?:female|woman|girl|lady|mother|she|her|f)\b", re.IGNORECASE)
@@ -128,24 +128,33 @@ def source_id(name: str, taken: dict[str, Any]) -> str:
     return key
 
 
-def map_gold(mapper: CatalogueMapper, text: str) -> tuple[str | None, str]:
+def age_band(age: float | None) -> str:
+    """The age words the vocabulary's curated ambiguous names are resolved by (``newborn`` up to 28
+    days, then ``infant``, ``child``, ``adult``); empty when the age is unknown."""
+    if age is None:
+        return ""
+    return "newborn" if age <= 28 / 365 else "infant" if age < 1 else "child" if age < 18 else "adult"
+
+
+def map_gold(mapper: CatalogueMapper, text: str, context: str = "") -> tuple[str | None, str]:
     """A source diagnosis's ICD-10 code and how it was found: ``"mapped"`` (a curated catalogue
     code), ``"vocabulary"`` (a WHO code outside the catalogue) or ``"unmapped"`` (the mapper refused
     to guess; see :func:`clinic_env.importers.mapping.map_diagnosis`)."""
     from clinic_env.importers.mapping import map_diagnosis
 
-    code = map_diagnosis(text).code
+    code = map_diagnosis(text, context).code
     if not code:
         return None, "unmapped"
     return code, "mapped" if code in mapper.cat.diagnoses else "vocabulary"
 
 
 def gold_for(mapper: CatalogueMapper, text: str, report: ImportReport, line: int,
-             field_name: str) -> tuple[str, Catalogue] | None:
+             field_name: str, context: str = "") -> tuple[str, Catalogue] | None:
     """Map a record's diagnosis text, count it, and return its code with the catalogue that holds
     it (the WHO vocabulary's entry added when the curated catalogue lacks it); None, with the record
-    reported as skipped, when no code fits."""
-    gold, status = map_gold(mapper, text)
+    reported as skipped, when no code fits. ``context`` (the patient's :func:`age_band`) resolves
+    names that mean different entities by age (respiratory distress syndrome: P22.0 or J80)."""
+    gold, status = map_gold(mapper, text, context)
     report.add("diagnoses", status, text)
     if gold is None:
         report.skip(line, field_name, f"diagnosis {text!r} has no ICD-10 code")

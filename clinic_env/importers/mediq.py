@@ -17,6 +17,7 @@ from typing import Any
 from clinic_env.importers.build import (
     CaseDraft,
     ImportReport,
+    age_band,
     gold_for,
     map_gold,
     parse_demographics,
@@ -163,16 +164,6 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
     if not answer.strip():
         report.skip(n, "answer", "missing")
         return None
-    found = gold_for(mapper, answer, report, n, "answer")
-    if found is None:
-        return None
-    gold, cat = found
-    others = []
-    for text in texts:
-        if text != answer:
-            code, _ = map_gold(mapper, text)
-            if code and code in cat.diagnoses:
-                others.append(code)
     facts = _facts(record)
     if not facts:
         report.skip(n, "facts", "no facts or context")
@@ -181,6 +172,16 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
     if age is None or sex is None:
         report.skip(n, "facts[0]", f"demographics not found in {facts[0][:60]!r}")
         return None
+    found = gold_for(mapper, answer, report, n, "answer", age_band(age))
+    if found is None:
+        return None
+    gold, cat = found
+    others = []
+    for text in texts:
+        if text != answer:
+            code, _ = map_gold(mapper, text, age_band(age))
+            if code and code in cat.diagnoses:
+                others.append(code)
     chief = _chief(facts[0])
     setting = "emergency department" if re.search(r"emergency", facts[0], re.I) else "primary care"
     slug = re.sub(r"[^a-z0-9]+", "-", rid.lower()).strip("-") or str(n)

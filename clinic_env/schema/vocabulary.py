@@ -90,9 +90,24 @@ def _stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=1)
+def _equivalents() -> dict[str, str]:
+    """Word -> the first word of its group in ``equivalent_words`` (``pulmonary`` -> ``lung``)."""
+    raw = yaml.safe_load(_DATA.read_text(encoding="utf-8")) or {}
+    out: dict[str, str] = {}
+    for group in raw.get("equivalent_words") or ():
+        words = [_stem(normalise_text(str(w))) for w in group]
+        for w in words:
+            out.setdefault(w, words[0])
+    return out
+
+
 def content_words(text: str) -> frozenset[str]:
-    """The content words of a (normalised) text: stop words dropped, plurals singular."""
-    return frozenset(_stem(w) for w in normalise_text(text).split() if w not in _STOP)
+    """The content words of a (normalised) text: stop words dropped, plurals singular, an organ's
+    adjective written as its noun (``pulmonary`` -> ``lung``, data: ``equivalent_words``)."""
+    eq = _equivalents()
+    words = (_stem(w) for w in normalise_text(text).split() if w not in _STOP)
+    return frozenset(eq.get(w, w) for w in words)
 
 
 def _strong(words: frozenset[str]) -> frozenset[str]:
@@ -184,6 +199,14 @@ class DiagnosisVocabulary:
                 raise ValueError(f"{_DATA}: synonyms: {code!r} is not a WHO ICD-10 code")
             for name in names:
                 self._add(self._synonyms, _Name(norm, str(name), "curated synonym", 3.0), str(name))
+        # "Schistosomiasis due to Schistosoma haematobium": the organism alone names the title's
+        # entity when it names only one category (stage 4b).
+        self._due_to: dict[frozenset[str], list[_Name]] = {}
+        for code in icd10.all_codes():
+            title = icd10.description(code) or ""
+            m = re.search(r"\bdue to (.+)$", re.sub(r"\([^)]*\)|\[[^\]]*\]", " ", title))
+            if m:
+                self._add(self._due_to, _Name(code, title, "WHO title (organism)", 1.0), m.group(1))
         for index in (self._exact, self._synonyms):
             for key, found in index.items():
                 for n in found:
@@ -247,6 +270,11 @@ class DiagnosisVocabulary:
         strong = _strong(key)
         if strong in self._strong:
             return self._decide(text, self._strong[strong], "vocabulary", CONFIDENCE["vocabulary"])
+        if key in self._due_to:
+            found = self._decide(text, self._due_to[key], "vocabulary", CONFIDENCE["vocabulary"])
+            if found.mapped and found.code and icd10.descendants(found.code):
+                found = _nos(found)
+            return found
         return self._fuzzy(text, strong)
 
     def _ambiguous(self, text: str, key: frozenset[str], context: str) -> DiagnosisMapping:
@@ -312,7 +340,8 @@ class DiagnosisVocabulary:
         best: str | None = None
         score = 0.0
         for cand in self._words:
-            if abs(len(cand) - len(word)) > 2 or cand[-3:] != word[-3:] or cand[0] != word[0]:
+            # Long words may drop a syllable ("paracoccidiomycosis"): the length may differ by a fifth.
+            if abs(len(cand) - len(word)) > max(2, len(word) // 5) or cand[-3:] != word[-3:] or cand[0] != word[0]:
                 continue
             if any(word in g and cand in g for g in self.distinct):
                 continue
