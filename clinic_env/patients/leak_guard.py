@@ -21,11 +21,20 @@ allowed. The result keeps the safe sentences, says what was blocked and whether 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from clinic_env.patients.encodings import decoded_payloads, spoken_codes
 from clinic_env.patients.normalise import STOPWORDS, TextViews, content_tokens, views, word_set
-from clinic_env.patients.terms import Term, TermIndex, code_mentions, diagnosis_terms, make_term, term_in
+from clinic_env.patients.terms import (
+    Term,
+    TermIndex,
+    code_mentions,
+    diagnosis_terms,
+    giveaway_terms,
+    make_term,
+    term_in,
+)
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 
@@ -128,7 +137,10 @@ class LeakGuard:
         dx = catalogue.diagnoses.get(case.gold_diagnosis)
         self.code = case.gold_diagnosis
         self.category = case.gold_diagnosis.split(".")[0]
-        self.terms = diagnosis_terms(case.gold_diagnosis, dx.label if dx else None, extra_terms)
+        # The diagnosis's names (label, synonyms, other languages) and the drugs, tests and
+        # procedures that give it away (allowed, like names, where the case's own words use them).
+        self.terms = diagnosis_terms(case.gold_diagnosis, dx.label if dx else None,
+                                     [*giveaway_terms(case.gold_diagnosis), *extra_terms])
         self.min_overlap = min_overlap
         self.presenting = case.presenting_complaint
         base = [case.opening_statement, case.chief_complaint]
@@ -188,7 +200,7 @@ class LeakGuard:
             return hit
         v = views(sentence)
         meta = bool(_META.search(v.folded))
-        code = any(c.split(".")[0] == self.category for c in code_mentions(sentence))
+        code = self._has_code(sentence)
         terms = frozenset(self._term_index.find(sentence, v))
         cues: dict[str, frozenset[int]] = {}
         for k in self._cue_index.find(sentence, v):
@@ -204,6 +216,20 @@ class LeakGuard:
             self._cache.clear()
         self._cache[sentence] = result
         return result
+
+    def _has_code(self, text: str) -> bool:
+        """Whether ``text`` gives the gold's ICD-10 category: written, in words, or encoded."""
+        found = code_mentions(text) + code_mentions(spoken_codes(text))
+        for hidden in decoded_payloads(text):
+            found += code_mentions(hidden)
+        return any(c.split(".")[0] == self.category for c in found)
+
+    def _flagged(self, text: str, asked: set[str]) -> frozenset[str]:
+        """What names the diagnosis in ``text`` as a whole (not allowed by what was asked):
+        ``"code"`` and the indices of the terms found."""
+        a = self._analyse(text)
+        out = {str(i) for i in a.terms if not self._term_allowed(i, asked)}
+        return frozenset(out | ({"code"} if a.code else set()))
 
     def _overlap(self, words: set[str], hid: str) -> float:
         best = 0.0
@@ -248,13 +274,16 @@ class LeakGuard:
         asked_set = set(asked) | {self.presenting}
         return [(s, self._reasons(self._analyse(s), asked_set)) for s in split_sentences(text)]
 
-    def check(self, text: str, asked: Iterable[str] = ()) -> GuardResult:
+    def check(self, text: str, asked: Iterable[str] = (), history: Sequence[str] = ()) -> GuardResult:
         """Filter a patient reply.
 
         Args:
             text: What the patient (for example an LLM) said.
             asked: Ids of the history items the doctor has asked about so far (the presenting
                 complaint counts as asked).
+            history: The patient's earlier replies as the doctor saw them (oldest first). A reply
+                that, read after them, completes a name of the diagnosis (a word split over turns,
+                spelled a letter a turn, an acrostic over replies) is blocked whole.
 
         Returns:
             A :class:`GuardResult` whose ``text`` is safe to show the doctor.
@@ -277,6 +306,12 @@ class LeakGuard:
             kept = [k for k in kept if len(re.sub(r"\W", "", k)) > 2]
             own = [k for k in own if len(re.sub(r"\W", "", k)) > 2]
             safe = "" if own and self._names_diagnosis(self._analyse(" ".join(own)), asked_set) else " ".join(kept)
+        if safe and history:
+            before = " ".join(history)
+            if self._flagged(f"{before} {safe}", asked_set) - self._flagged(before, asked_set) \
+                    or self._flagged("\n".join([*history, safe]), asked_set) - self._flagged("\n".join(history), asked_set):
+                blocked = [DIAGNOSIS, *[b for b in blocked if b != DIAGNOSIS]]
+                safe = ""
         if not safe:
             safe = FALLBACK_DIAGNOSIS if (DIAGNOSIS in blocked or META in blocked) else FALLBACK_FACT
         disclosed = self._disclosed(safe, asked_set) if safe not in (FALLBACK_DIAGNOSIS, FALLBACK_FACT) else []

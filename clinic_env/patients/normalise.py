@@ -18,6 +18,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from clinic_env.patients.encodings import acrostics, confusables, decoded_payloads, letter_runs, unescape
+
 __all__ = ["STOPWORDS", "TextViews", "collapse_doubles", "content_tokens", "fold", "stem", "tokens", "views", "word_set"]
 
 # Cyrillic and Greek letters that render like Latin ones (the common homoglyph substitutions).
@@ -27,7 +29,8 @@ _HOMOGLYPHS = str.maketrans({
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
     "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ℓ": "l", "ı": "i", "ß": "ss", "æ": "ae", "œ": "oe", "ø": "o",
 })
-_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u206f\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
                        "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e"})
 _WORD = re.compile(r"[a-z]+")
@@ -54,8 +57,8 @@ STOPWORDS = word_set(
 def fold(text: str) -> str:
     """Case-fold ``text`` and undo Unicode tricks: compatibility forms, invisible characters,
     look-alike letters and accents (``"Аppendicité"`` -> ``"appendicite"``)."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text).casefold().translate(_HOMOGLYPHS)
+    text = unicodedata.normalize("NFKC", unescape(text))
+    text = _INVISIBLE.sub("", text).translate(confusables()).casefold().translate(_HOMOGLYPHS)
     decomposed = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -89,8 +92,9 @@ def collapse_doubles(word: str) -> str:
 
 
 def _decode_hidden(raw: str) -> list[str]:
-    """Plain text hidden in base64 or hex runs of ``raw`` (a leaky reply may encode the answer)."""
-    out: list[str] = []
+    """Plain text hidden in base64 or hex runs of ``raw`` (a leaky reply may encode the answer),
+    and in the other encodings of :func:`~clinic_env.patients.encodings.decoded_payloads`."""
+    out: list[str] = list(decoded_payloads(unescape(raw)))
     for blob in _B64.findall(raw):
         try:
             decoded = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=False).decode("utf-8")
@@ -121,7 +125,10 @@ class TextViews:
             long terms split by spaces or punctuation, written backwards or rotated).
         cjk: Runs of CJK characters (terms in Chinese, Japanese or Korean).
         token_sets: The token lists as sets; ``prefixes``/``all_tokens``: for quick candidate tests.
-        spelled: Letter-by-letter spellings found in the text, joined.
+        spelled: Letter-by-letter spellings found in the text, joined (spaced letters, letter
+            names, phonetic alphabets, hinted letters, first letters of sentences).
+        initials: The first letters of the text's words (an acrostic hidden in word initials).
+        runs: ``spelled`` as a set (a spelled abbreviation must be a whole run).
     """
 
     folded: str
@@ -132,6 +139,8 @@ class TextViews:
     prefixes: frozenset[str] = frozenset()
     all_tokens: frozenset[str] = frozenset()
     spelled: tuple[str, ...] = ()
+    initials: str = ""
+    runs: frozenset[str] = frozenset()
 
 
 def _join_spaced(text: str) -> str:
@@ -166,5 +175,7 @@ def views(text: str) -> TextViews:
     sets = tuple(frozenset(seq) for seq in unique)
     # Five-letter prefixes (doubled letters collapsed) of the longer words: fuzzy candidates.
     prefixes = frozenset(collapse_doubles(w)[:5] for seq in unique for w in seq if len(w) >= 6)
+    firsts, initials = acrostics(text)
+    spelled = tuple(dict.fromkeys((*_spelled_runs(folded), *letter_runs(text), *([firsts] if len(firsts) >= 3 else []))))
     return TextViews(folded, unique, (compact, compact[::-1], rot), "".join(_CJK.findall(folded)), sets, prefixes,
-                     frozenset().union(*sets), _spelled_runs(folded))
+                     frozenset().union(*sets), spelled, initials if len(initials) >= 5 else "", frozenset(spelled))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from clinic_env.patients.encodings import rotations
 from clinic_env.patients.normalise import (
     STOPWORDS,
     TextViews,
@@ -37,11 +38,13 @@ __all__ = [
     "diagnosis_synonyms",
     "diagnosis_terms",
     "find_terms",
+    "giveaway_terms",
     "load_synonyms",
     "make_term",
 ]
 
 _KNOWLEDGE = Path(__file__).resolve().parent.parent / "data" / "knowledge"
+_LEAK = Path(__file__).resolve().parent.parent / "data" / "leak"
 
 #: Words of diagnosis labels that do not name the diagnosis on their own (a patient may say them).
 GENERIC_WORDS = word_set(
@@ -136,10 +139,43 @@ def _in_sequence(words: Sequence[str], seq: Sequence[str], fuzzy: bool) -> bool:
     return False
 
 
+@lru_cache(maxsize=1)
+def _common_words() -> frozenset[str]:
+    """Words of the bundled case and knowledge texts: a Caesar shift of a term that happens to be
+    an ordinary word is not searched (it would block ordinary speech)."""
+    words: set[str] = set()
+    root = Path(__file__).resolve().parent.parent / "data"
+    for folder in ("cases", "knowledge"):
+        for path in (root / folder).rglob("*.yaml"):
+            words.update(re.findall(r"[a-z]{4,}", path.read_text(encoding="utf-8").lower()))
+    return frozenset(words)
+
+
+@lru_cache(maxsize=65536)
+def _rotations(term: Term) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Caesar shifts of a term: of its single word (4+ letters) and of its compact form."""
+    common = _common_words()
+    words = frozenset(r for w in term.words if len(w) >= 4 and len(term.words) == 1
+                      for r in rotations(w) if r not in common)
+    compacts = tuple(rotations(term.compact)) if term.compact else ()
+    return words, compacts
+
+
+def _rotated_in(term: Term, v: TextViews) -> bool:
+    """Whether ``v`` holds the term shifted by ROT-1 ... ROT-25 (ROT-13 is also a view)."""
+    if not term.words:
+        return False
+    words, compacts = _rotations(term)
+    if words & v.all_tokens:
+        return True
+    return bool(compacts) and any(c in v.compact[0] or c in v.compact[1] for c in compacts)
+
+
 def term_in(term: Term, v: TextViews, raw: str, fuzzy: bool = True) -> bool:
     """Whether ``term`` occurs in the text whose views are ``v`` (``raw`` is the original text)."""
     if term.exact_case is not None:
-        return bool(term.exact_case.search(raw))
+        # Also spelled out as a whole ("D. V. T.", "Delta Victor Tango", "starts with M ... then I").
+        return bool(term.exact_case.search(raw)) or term.text.lower() in v.runs
     if term.cjk:
         return term.cjk in v.cjk
     if term.compact and any(term.compact in c for c in v.compact):
@@ -148,6 +184,10 @@ def term_in(term: Term, v: TextViews, raw: str, fuzzy: bool = True) -> bool:
         letters = "".join(term.words)
         if len(letters) >= 4 and any(letters in run or letters[::-1] in run for run in v.spelled):
             return True
+    if v.initials and len(letters := "".join(term.words)) >= 5 and letters in v.initials:
+        return True
+    if _rotated_in(term, v):
+        return True
     for seq, present in zip(v.token_lists, v.token_sets, strict=True):
         # Cheap necessary condition first: every word present exactly, or a fuzzy candidate.
         if all(w in present or (fuzzy and len(w) >= 7 and collapse_doubles(w)[:5] in v.prefixes)
@@ -178,7 +218,8 @@ class TermIndex:
         for i, term in enumerate(self.terms):
             key = self._keys[i]
             if key and key not in v.all_tokens and not (self.fuzzy and self._prefix[i] in v.prefixes) \
-                    and not (term.compact and any(term.compact in c for c in v.compact)) and not v.spelled:
+                    and not (term.compact and any(term.compact in c for c in v.compact)) and not v.spelled \
+                    and not v.initials and not _rotated_in(term, v):
                 continue
             if term_in(term, v, text, self.fuzzy):
                 out.append(i)
@@ -209,7 +250,25 @@ def load_synonyms() -> dict[str, tuple[str, ...]]:
     path = _KNOWLEDGE / "synonyms.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     items = data.get("synonyms", {})
-    return {str(code): tuple(str(s) for s in names) for code, names in items.items()}
+    out = {str(code): tuple(str(s) for s in names) for code, names in items.items()}
+    # Names in Spanish, French, German, Portuguese and Italian for every gold (data/leak/foreign.yaml).
+    foreign = yaml.safe_load((_LEAK / "foreign.yaml").read_text(encoding="utf-8")) or {}
+    for code, names in (foreign.get("foreign") or {}).items():
+        out[str(code)] = tuple(dict.fromkeys((*out.get(str(code), ()), *(str(n) for n in names or ()))))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _giveaways() -> dict[str, tuple[str, ...]]:
+    data = yaml.safe_load((_LEAK / "giveaways.yaml").read_text(encoding="utf-8")) or {}
+    return {str(code): tuple(str(n) for n in names or ()) for code, names in (data.get("giveaways") or {}).items()}
+
+
+def giveaway_terms(code: str) -> list[str]:
+    """Drugs, tests and procedures specific to diagnosis ``code`` (``data/leak/giveaways.yaml``);
+    the code's 3-character category's entry is used when the code has none."""
+    table = _giveaways()
+    return list(table.get(code) or table.get(code.split(".")[0]) or ())
 
 
 def _label_parts(label: str) -> list[str]:
