@@ -54,9 +54,14 @@ def _text_mode(mode: str) -> bool:
     return mode == "text"
 
 
-def raw_env(mode: str = "structured", **kwargs: Any) -> ConsultationEnv:
+def raw_env(mode: str = "structured", **kwargs: Any) -> Any:
     """The AEC env without wrappers (see :class:`ConsultationEnv` for the arguments;
-    ``mode="text"``: chat messages in the observations, text actions, see :mod:`clinic_env.envs.text`)."""
+    ``mode="text"``: chat messages in the observations, text actions, see :mod:`clinic_env.envs.text`;
+    ``mode="open"``: AgentClinic's free-dialogue protocol, see :mod:`clinic_env.envs.open`)."""
+    if mode == "open":
+        from clinic_env.envs.open import OpenConsultationEnv
+
+        return OpenConsultationEnv(**kwargs)
     if _text_mode(mode):
         from clinic_env.envs.text import TextConsultationEnv
 
@@ -65,7 +70,8 @@ def raw_env(mode: str = "structured", **kwargs: Any) -> ConsultationEnv:
 
 
 def env(mode: str = "structured", **kwargs: Any) -> OrderEnforcingWrapper:
-    """The AEC env, wrapped to enforce PettingZoo's call order (reset before step, ...)."""
+    """The AEC env, wrapped to enforce PettingZoo's call order (reset before step, ...);
+    ``mode`` is ``"structured"``, ``"text"`` or ``"open"``."""
     return OrderEnforcingWrapper(raw_env(mode, **kwargs))
 
 

@@ -157,6 +157,18 @@ class EpisodeRecord(_MappingAccess):
     doctor_calls: list[LLMCall] | None = Field(default=None, description="Token-recording rollouts: every doctor "
                                                "LLM call, with its messages, completion and token data.")
     wall_s: float | None = None
+    # Open mode (clinic_env.envs.open, docs/OPEN_MODE.md):
+    mode: str | None = Field(default=None, description="'open' for open-mode episodes.")
+    protocol: str | None = Field(default=None, description="Open mode: 'clinic' or 'agentclinic'.")
+    diagnosis_text: str | None = Field(default=None, description="Open mode: the doctor's own words for the diagnosis.")
+    diagnosis_code: str | None = Field(default=None, description="Open mode: the ICD-10 code they map to, if any.")
+    diagnosis_correct: bool | None = Field(default=None, description="Open mode: the verdict.")
+    verdict: dict[str, Any] | None = Field(default=None, description="Open mode: {'method': icd10|moderator|unmapped, "
+                                           "'detail': str}.")
+    messages: list[dict[str, Any]] | None = Field(default=None, description="Open mode: the transcript "
+                                                  "[{'role', 'name', 'content'}].")
+    guard: list[dict[str, Any]] | None = Field(default=None, description="Open mode: replies the leak guard blocked.")
+    coverage: dict[str, Any] | None = Field(default=None, description="Open mode: facts elicited and their share.")
 
     @property
     def unsupported_diagnosis(self) -> bool:

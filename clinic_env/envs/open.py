@@ -1,0 +1,528 @@
+"""Open mode: the AgentClinic protocol as a PettingZoo AEC env (``clinic_env.env(mode="open")``).
+
+The doctor speaks freely. Its words go, in this order of precedence, to:
+
+1. the grader, when they hold ``DIAGNOSIS READY: X`` (or ``FINAL DIAGNOSIS: X``): X is mapped to
+   ICD-10 and compared with the gold, or, when X or the gold's own words do not map, the moderator
+   says Yes or No (:mod:`clinic_env.open.grading`); the examiner then judges history coverage and
+   the episode ends;
+2. the measurement reader, when they hold ``REQUEST TEST: X``: a catalogue test or exam or a
+   case-specific item gets the case's result; a name the case lacks goes to the measurement role
+   (an LLM answering from the case's findings; the scripted reader gives the knowledge-base
+   consistent result or "not available");
+3. the patient otherwise (the scripted patient answers from the case facts the words ask about;
+   an LLM patient answers from the prompt of :func:`clinic_env.open.prompts.patient_system`).
+
+**Agents** ``doctor``, ``patient``, ``examiner``. Each role is either played by the agent (its
+turn comes, the observation's ``task`` says what to do, ``step(text)`` answers) or built in:
+``patient="case"`` (default) / ``"agent"``; ``measurement="case"`` / ``"agent"``;
+``moderator="icd10"`` / ``"agent"``; ``examiner="rubric"`` (coverage by parser mapping) /
+``"agent"``. Measurement, moderator and coverage tasks all fall to the ``examiner`` agent.
+
+**Observations** ``{"messages": (chat messages for that agent), "task": str}``. Messages are
+role-structured: the doctor sees the patient's replies and results as ``user`` messages and its
+own words as ``assistant``; the patient the reverse. The doctor's text is passed through
+:func:`clinic_env.core.text.sanitise` before anyone else sees it. For a case with an
+``image_url`` the doctor's first user message is a list of content parts with an ``image_url``
+part; that one message lies outside the declared ``Text`` space (a gymnasium space cannot hold a
+union of text and parts), so the PettingZoo API test is run on text-only cases.
+
+**Guard.** Every patient reply (and every reply of an agent-played measurement reader) passes the
+leak guard. A reply with something blocked is asked for once more (the agent's turn stays, with a
+note saying why); a second blocked reply is replaced by the guard's safe text. Every blocked reply
+is kept in :attr:`guard_log` (record field ``guard``).
+
+**Turns and rewards.** ``max_doctor_turns`` doctor turns (default 20); the last one carries a note
+asking for the diagnosis; a doctor still without one after it ends the episode with
+``end_reason="turn_limit"`` (a failed diagnosis). The doctor pays ``step_cost`` per turn and gets
+the registry's ``diagnosis``, ``history``, ``tests``, ``incomplete`` and ``safety`` components
+when the episode ends (:func:`clinic_env.open.grading.open_components`); the other agents get 0.
+:meth:`fail` ends an episode from outside (``llm_error``: a server that stopped answering).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+import numpy as np
+from pettingzoo import AECEnv
+
+from clinic_env.core.text import CHARSET, sanitise
+from clinic_env.envs.setup import check_render_mode, resolve_setup
+from clinic_env.open import prompts
+from clinic_env.open.biases import bias_text
+from clinic_env.open.grading import (
+    Verdict,
+    find_diagnosis,
+    find_test_request,
+    icd10_verdict,
+    open_components,
+    parse_coverage,
+    parse_yes_no,
+    split_test_names,
+)
+from clinic_env.open.roles import CasePatient, asked_items, case_result, resolve_test
+from clinic_env.patients.leak_guard import LeakGuard
+from clinic_env.records import totals_from
+from clinic_env.schema.case import Case
+from clinic_env.schema.vocabulary import map_diagnosis
+from clinic_env.text.parse import DEFAULT_MAX_CHARS, matcher_for
+
+__all__ = ["OPEN_AGENTS", "OpenConsultationEnv"]
+
+OPEN_AGENTS = ("doctor", "patient", "examiner")
+_ROLE_KINDS = {"patient": ("case", "agent"), "measurement": ("case", "agent"),
+               "moderator": ("icd10", "agent"), "examiner": ("rubric", "agent")}
+_MAX_CONTENT = 200_000
+
+
+def _merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Join consecutive text messages of the same role (chat templates want alternation)."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if out and out[-1]["role"] == m["role"] and isinstance(out[-1]["content"], str) \
+                and isinstance(m["content"], str) and m["role"] != "system":
+            out[-1] = {"role": m["role"], "content": f"{out[-1]['content']}\n\n{m['content']}"}
+        else:
+            out.append(dict(m))
+    return out
+
+
+class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no type information
+    """Open-mode consultation (see the module docstring for the protocol).
+
+    Args:
+        cases, case: Cases to draw from (objects, a path, a bundled id; default the bundled library).
+        persona: Persona(s) shaping the LLM patient's style.
+        catalogue: Catalogue (path or object; default bundled).
+        rubrics: Accepted for interface symmetry with the structured env (open mode scores no rubric).
+        max_doctor_turns: Doctor turns before the episode ends without a diagnosis.
+        doctor_bias, patient_bias: Bias ids of ``clinic_env/data/open/biases.yaml``.
+        protocol: ``"clinic"`` or ``"agentclinic"`` (prompt wording, see :mod:`clinic_env.open.prompts`).
+        reward_config: :class:`~clinic_env.rewards.config.RewardConfig` or a dict of its fields.
+        render_mode: ``"ansi"`` (render returns the transcript) or ``"human"`` (prints it).
+        patient, measurement, moderator, examiner: Who plays each role (see the module docstring).
+        max_reply_chars: Longer actions are cut to this length.
+    """
+
+    metadata: dict[str, Any] = {"name": "clinic_open_v0", "render_modes": ["ansi", "human"],
+                                "is_parallelizable": False}
+
+    def __init__(self, *, cases: Any = None, case: Any = None, persona: Any = None, catalogue: Any = None,
+                 rubrics: Any = None, max_doctor_turns: int = 20, doctor_bias: str | None = None,
+                 patient_bias: str | None = None, protocol: str = "clinic", reward_config: Any = None,
+                 render_mode: str | None = None, patient: str = "case", measurement: str = "case",
+                 moderator: str = "icd10", examiner: str = "rubric",
+                 max_reply_chars: int = DEFAULT_MAX_CHARS) -> None:
+        super().__init__()
+        if protocol not in prompts.PROTOCOLS:
+            raise ValueError(f"protocol must be one of {list(prompts.PROTOCOLS)}, got {protocol!r}")
+        if max_doctor_turns < 1:
+            raise ValueError(f"max_doctor_turns must be >= 1, got {max_doctor_turns}")
+        self.roles = {"patient": patient, "measurement": measurement, "moderator": moderator, "examiner": examiner}
+        for role, kind in self.roles.items():
+            if kind not in _ROLE_KINDS[role]:
+                raise ValueError(f"{role} must be one of {list(_ROLE_KINDS[role])}, got {kind!r}")
+        bias_text(doctor_bias, "doctor")  # unknown ids fail here, not mid-episode
+        bias_text(patient_bias, "patient")
+        self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
+        self.setup = resolve_setup(case=case, cases=cases, persona=persona, catalogue=catalogue,
+                                   rubrics=[] if rubrics is None else rubrics, reward_config=reward_config,
+                                   principles=False)
+        self.catalogue = self.setup.catalogue
+        self.config = self.setup.config
+        self.matcher = matcher_for(self.catalogue)
+        self.max_doctor_turns, self.protocol = max_doctor_turns, protocol
+        self.doctor_bias, self.patient_bias = doctor_bias, patient_bias
+        self.max_reply_chars = max_reply_chars
+        self.possible_agents = list(OPEN_AGENTS)
+        text = gymnasium.spaces.Text(_MAX_CONTENT, min_length=0, charset=CHARSET)
+        message = gymnasium.spaces.Dict({"role": gymnasium.spaces.Text(16), "content": text})
+        self._obs_space = gymnasium.spaces.Dict({
+            "messages": gymnasium.spaces.Sequence(message, stack=False),
+            "task": gymnasium.spaces.Text(16),
+        })
+        self._act_space = gymnasium.spaces.Text(max_reply_chars, min_length=0, charset=CHARSET)
+        self._rng = np.random.default_rng()
+        self.case: Case | None = None
+
+    # ------------------------------------------------------------------------------ spaces
+    def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
+        """Every agent: ``{"messages", "task"}``."""
+        return self._obs_space
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Text:
+        """Every agent: free text."""
+        return self._act_space
+
+    # ------------------------------------------------------------------------------- reset
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
+        """Start an episode (``options``: ``case_id``, ``persona_id``)."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        opts = {k: v for k, v in (options or {}).items() if k in ("case_id", "persona_id")}
+        self.case, self.persona = self.setup.choose(self._rng, opts)
+        case, cat = self.case, self.catalogue
+        self.guard = LeakGuard(case, cat)
+        self.scripted_patient = CasePatient(case)
+        self.presentation = prompts.presentation(case, cat)
+        self.patient_facts = prompts.patient_knowledge(case, cat)
+        self.measurement_facts = prompts.measurement_knowledge(case, cat)
+        self.transcript: list[dict[str, Any]] = [{"role": "patient", "name": "case", "content": case.opening_statement}]
+        self.asked: list[str] = []
+        self.ordered: list[str] = []
+        self.guard_log: list[dict[str, Any]] = []
+        self.doctor_turns = 0
+        self.diagnosis_text: str | None = None
+        self.diagnosis_code: str | None = None
+        self.verdict: Verdict | None = None
+        self.coverage: dict[str, Any] = {}
+        self.end_reason: str | None = None
+        self.errors: list[str] = []
+        self.components: dict[str, float] = {}
+        self.parts: dict[str, float] = {}
+        self.task = "consult"
+        self._reask: str | None = None
+        self._known: list[str] = []
+        self._request = ""
+        self.agents = list(self.possible_agents)
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        self._cumulative_rewards = dict.fromkeys(self.agents, 0.0)
+        self.terminations = dict.fromkeys(self.agents, False)
+        self.truncations = dict.fromkeys(self.agents, False)
+        self.infos: dict[str, dict[str, Any]] = {a: {} for a in self.agents}
+        self.agent_selection = "doctor"
+        self._set_infos()
+
+    # ------------------------------------------------------------------------- observations
+    def _doctor_messages(self) -> list[dict[str, Any]]:
+        assert self.case is not None
+        system = prompts.doctor_system(self.protocol, self.max_doctor_turns, self.doctor_bias,
+                                       bool(self.case.image_url))
+        first = f"{self.presentation}\n\nThe patient says: \"{self.transcript[0]['content']}\""
+        content: Any = first
+        if self.case.image_url:
+            content = [{"type": "text", "text": first}, {"type": "image_url", "image_url": {"url": self.case.image_url}}]
+        msgs: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": content}]
+        for entry in self.transcript[1:]:
+            if entry["role"] == "doctor":
+                msgs.append({"role": "assistant", "content": entry["content"]})
+            elif entry["role"] in ("patient", "measurement"):
+                msgs.append({"role": "user", "content": entry["content"]})
+        if self.task == "consult" and self.doctor_turns == self.max_doctor_turns - 1:
+            msgs.append({"role": "user", "content": prompts.final_turn_note()})
+        return _merge(msgs)
+
+    def _patient_messages(self) -> list[dict[str, Any]]:
+        system = prompts.patient_system(self.protocol, self.patient_facts, self.persona, self.patient_bias)
+        msgs: list[dict[str, Any]] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": "(The doctor greets you and asks what brings you in today.)"},
+            {"role": "assistant", "content": self.transcript[0]["content"]},
+        ]
+        for i, entry in enumerate(self.transcript[1:], start=1):
+            nxt = self.transcript[i + 1]["role"] if i + 1 < len(self.transcript) else None
+            if entry["role"] == "doctor" and nxt == "measurement":
+                continue  # a test request: the patient hears its result below
+            if entry["role"] == "doctor":
+                msgs.append({"role": "user", "content": entry["content"]})
+            elif entry["role"] == "patient":
+                msgs.append({"role": "assistant", "content": entry["content"]})
+            elif entry["role"] == "measurement":
+                msgs.append({"role": "user", "content": f"(The doctor gets a result. {entry['content']})"})
+        if self._reask is not None:
+            msgs.append({"role": "user", "content": self._reask})
+        return _merge(msgs)
+
+    def _measurement_messages(self) -> list[dict[str, Any]]:
+        msgs: list[dict[str, Any]] = [{"role": "system", "content": prompts.measurement_system(
+            self.protocol, self.measurement_facts)}]
+        for i, entry in enumerate(self.transcript):
+            if entry["role"] == "measurement" and i > 0 and self.transcript[i - 1]["role"] == "doctor":
+                msgs.append({"role": "user", "content": self.transcript[i - 1]["content"]})
+                msgs.append({"role": "assistant", "content": entry["content"]})
+        msgs.append({"role": "user", "content": f"Requested: {self._request}"})
+        if self._reask is not None:
+            msgs.append({"role": "user", "content": self._reask})
+        return _merge(msgs)
+
+    def _examiner_messages(self) -> list[dict[str, Any]]:
+        assert self.case is not None
+        if self.task == "measurement":
+            return self._measurement_messages()
+        if self.task == "moderator":
+            gold = self.catalogue.diagnoses.get(self.case.gold_diagnosis)
+            gold_text = self.case.gold_text or (gold.label if gold else self.case.gold_diagnosis)
+            msgs = prompts.moderator_messages(gold_text, self.diagnosis_text or "")
+            if self._reask is not None:
+                msgs.append({"role": "user", "content": self._reask})
+            return _merge(msgs)
+        dialogue = "\n".join(f"{e['role'].capitalize()}: {e['content']}" for e in self.transcript
+                             if e["role"] in ("doctor", "patient"))
+        return prompts.coverage_messages(dialogue, self.fact_texts())
+
+    def fact_texts(self) -> dict[str, str]:
+        """The case's facts the coverage task judges (the presenting complaint left out)."""
+        assert self.case is not None
+        return {h: f.text for h, f in self.case.history.items() if h != self.case.presenting_complaint}
+
+    def observe(self, agent: str) -> dict[str, Any]:
+        """``{"messages", "task"}`` for ``agent`` (empty messages and task ``idle`` when it is not its turn)."""
+        if self.case is None:
+            raise RuntimeError("call reset() before observe()")
+        done = not self.agents or self.end_reason is not None
+        if done or agent != self.agent_selection:
+            return {"messages": (), "task": "idle"}
+        if agent == "doctor":
+            msgs = self._doctor_messages()
+        elif agent == "patient":
+            msgs = self._patient_messages()
+        else:
+            msgs = self._examiner_messages()
+        return {"messages": tuple(msgs), "task": self.task}
+
+    def messages(self, agent: str = "doctor") -> list[dict[str, Any]]:
+        """The chat messages ``agent`` would get now."""
+        return list(self.observe(agent)["messages"])
+
+    # --------------------------------------------------------------------------------- step
+    def _set_infos(self) -> None:
+        for a in self.agents:
+            self.infos[a] = {"task": self.task if a == self.agent_selection and self.end_reason is None else "idle"}
+        if self.end_reason is not None:
+            for a in self.agents:
+                self.infos[a].update(end_reason=self.end_reason)
+            if "doctor" in self.infos:
+                self.infos["doctor"].update(components=dict(self.components), **self.record_fields(brief=True))
+
+    def _log(self, role: str, name: str, content: str) -> None:
+        self.transcript.append({"role": role, "name": name, "content": content})
+
+    def step(self, action: Any) -> None:
+        """Play ``action`` (text) for the selected agent; ``None`` for an agent that is done."""
+        agent = self.agent_selection
+        if self.terminations[agent] or self.truncations[agent]:
+            self._was_dead_step(action)
+            return
+        if self.case is None:
+            raise RuntimeError("call reset() before step()")
+        text = sanitise(str(action if action is not None else ""))[: self.max_reply_chars].strip()
+        self._cumulative_rewards[agent] = 0.0
+        self.rewards = dict.fromkeys(self.agents, 0.0)
+        if agent == "doctor":
+            self._doctor(text)
+        elif agent == "patient":
+            self._patient(text)
+        elif self.task == "measurement":
+            self._measurement(text)
+        elif self.task == "moderator":
+            self._moderator(text)
+        else:
+            self._coverage(text)
+        self._set_infos()
+        self._accumulate_rewards()
+        if self.render_mode == "human":
+            self.render()
+
+    def _select(self, agent: str, task: str) -> None:
+        self.agent_selection, self.task, self._reask = agent, task, None
+
+    def _doctor(self, text: str) -> None:
+        assert self.case is not None
+        self.doctor_turns += 1
+        cost = -self.config.step_cost
+        self.components["step"] = self.components.get("step", 0.0) + cost
+        self.rewards["doctor"] += self.config.scalar({"step": cost})
+        self._log("doctor", "doctor", text)
+        dx = find_diagnosis(text)
+        if dx is not None:
+            self.diagnosis_text = dx
+            self._judge()
+            return
+        request = find_test_request(text)
+        if request is not None:
+            self._tests(request)
+            return
+        items = asked_items(self.matcher, text)
+        self.asked += [h for h in items if h not in self.asked]
+        if self.roles["patient"] == "agent":
+            self._select("patient", "answer")
+            return
+        self._log("patient", "case", self.scripted_patient.answer(items))
+        self._doctor_next()
+
+    def _doctor_next(self) -> None:
+        if self.doctor_turns >= self.max_doctor_turns:
+            self.verdict = Verdict("unmapped", False, 0.0, None, "no diagnosis within the turn limit")
+            self._after_verdict(diagnosed=False)
+        else:
+            self._select("doctor", "consult")
+
+    # ------------------------------------------------------------------------ measurement
+    def _tests(self, request: str) -> None:
+        assert self.case is not None
+        case, cat, m = self.case, self.catalogue, self.matcher
+        names = [request] if resolve_test(case, cat, m, request) is not None else split_test_names(request)
+        known: list[str] = []
+        unknown: list[str] = []
+        llm = self.roles["measurement"] == "agent"
+        for name in names:
+            res = case_result(case, cat, m, name)
+            if res.item is not None and res.item not in self.ordered:
+                self.ordered.append(res.item)
+            if llm and not res.listed:
+                unknown.append(name)
+            else:
+                known.append(f"{res.name}: {res.finding.text}")
+        if unknown:
+            self._known, self._request = known, ", ".join(unknown)
+            self._select("examiner", "measurement")
+            return
+        self._log("measurement", "case", "RESULTS: " + "; ".join(known))
+        self._doctor_next()
+
+    def _guarded(self, role: str, text: str, asked: list[str]) -> str | None:
+        """The guard's text for ``text``, or None when the agent is asked once more."""
+        result = self.guard.check(text, asked)
+        if not result.blocked:
+            return text
+        attempt = 2 if self._reask is not None else 1
+        self.guard_log.append({"role": role, "doctor_turn": self.doctor_turns, "attempt": attempt,
+                               "reasons": list(result.blocked), "text": text[:1000],
+                               "action": "regenerate" if attempt == 1 else "filtered"})
+        if attempt == 1:
+            self._reask = prompts.reask_note(list(result.blocked))
+            return None
+        return result.text
+
+    def _measurement(self, text: str) -> None:
+        assert self.case is not None
+        safe = self._guarded("measurement", text or "NORMAL READINGS", list(self.case.history))
+        if safe is None:
+            return
+        reply = safe.strip()
+        if reply.upper().startswith("RESULTS:"):
+            reply = reply[len("RESULTS:"):].strip()
+        self._log("measurement", "examiner", "RESULTS: " + "; ".join([*self._known, reply]))
+        self._known = []
+        self._doctor_next()
+
+    def _patient(self, text: str) -> None:
+        safe = self._guarded("patient", text, self.asked)
+        if safe is None:
+            return
+        self._log("patient", "patient", safe)
+        self._doctor_next()
+
+    # ---------------------------------------------------------------------------- grading
+    def _judge(self) -> None:
+        assert self.case is not None and self.diagnosis_text is not None
+        verdict, code, detail = icd10_verdict(self.diagnosis_text, self.case, self.catalogue)
+        self.diagnosis_code = code
+        gold_maps = self.case.gold_text is None or map_diagnosis(self.case.gold_text).mapped
+        if verdict is not None and gold_maps:
+            self.verdict = verdict
+            self._after_verdict(diagnosed=True)
+        elif self.roles["moderator"] == "agent":
+            self._select("examiner", "moderator")
+        else:
+            self.verdict = Verdict("unmapped", False, 0.0, code, detail)
+            self._after_verdict(diagnosed=True)
+
+    def _moderator(self, text: str) -> None:
+        said = parse_yes_no(text)
+        if said is None and self._reask is None:
+            self._reask = "(Please answer with one word: Yes or No.)"
+            return
+        yes = bool(said)
+        self._log("moderator", "examiner", text[:500])
+        self.verdict = Verdict("moderator", yes, 1.0 if yes else 0.0, self.diagnosis_code,
+                               f"moderator said {text[:200]!r}" + (" (unreadable: counted as No)" if said is None else ""))
+        self._after_verdict(diagnosed=True)
+
+    def _after_verdict(self, diagnosed: bool) -> None:
+        self._diagnosed = diagnosed
+        if self.roles["examiner"] == "agent":
+            self._select("examiner", "coverage")
+        else:
+            self._finish([h for h in self.asked if h in self.fact_texts()], "parser")
+
+    def _coverage(self, text: str) -> None:
+        ids = list(self.fact_texts())
+        found = parse_coverage(text, ids)
+        if found is None:
+            self._finish([h for h in self.asked if h in ids], "parser (examiner reply unreadable)")
+        else:
+            self._finish([h for h in ids if h in found], "examiner")
+
+    def _finish(self, elicited: list[str], method: str) -> None:
+        assert self.case is not None and self.verdict is not None
+        v = self.verdict
+        comps, parts = open_components(self.case, self.catalogue, self.config, elicited=elicited,
+                                       ordered=self.ordered, match=v.match if self._diagnosed else 0.0,
+                                       correct=v.correct, diagnosed=self._diagnosed)
+        self.parts = parts
+        self.coverage = {"elicited": elicited, "share": parts["coverage"], "method": method,
+                         "facts": len(self.fact_texts())}
+        for key, value in comps.items():
+            self.components[key] = self.components.get(key, 0.0) + value
+        self.rewards["doctor"] += self.config.scalar(comps)
+        self.end_reason = "diagnosis" if self._diagnosed else "turn_limit"
+        self.terminations = dict.fromkeys(self.agents, True)
+        self.agent_selection = "doctor"
+
+    def fail(self, end_reason: str, message: str) -> None:
+        """End the episode from outside (``llm_error`` or ``error``): every agent truncated, no reward."""
+        self.errors.append(message)
+        self.end_reason = end_reason
+        self.truncations = dict.fromkeys(self.agents, True)
+        self.agent_selection = self.agents[0] if self.agents else "doctor"
+        self._set_infos()
+
+    # ---------------------------------------------------------------------------- records
+    def record_fields(self, brief: bool = False) -> dict[str, Any]:
+        """The open-mode fields of the episode record (see docs/OPEN_MODE.md)."""
+        assert self.case is not None
+        v = self.verdict
+        flags = []
+        if v is not None and self.case.gold_diagnosis in self.case.must_not_miss and not v.correct:
+            flags.append("dangerous_miss")
+        if v is not None and v.match > 0 and self.parts.get("evidence", 1.0) == 0:
+            flags.append("unsupported_diagnosis")
+        out: dict[str, Any] = {
+            "mode": "open", "protocol": self.protocol, "end_reason": self.end_reason,
+            "diagnosis_text": self.diagnosis_text, "diagnosis_code": self.diagnosis_code,
+            "diagnosis_correct": bool(v.correct) if v is not None else False,
+            "verdict": {"method": v.method, "detail": v.detail} if v is not None else None,
+            "doctor_turns": self.doctor_turns, "coverage": dict(self.coverage),
+        }
+        if brief:
+            return out
+        total = sum(self.config.weight(k) * x for k, x in self.components.items())
+        out.update(
+            case_id=self.case.id, specialty=self.case.specialty, persona=getattr(self.persona, "id", None),
+            gold_diagnosis=self.case.gold_diagnosis, final_diagnosis=self.diagnosis_code,
+            messages=[dict(e) for e in self.transcript], guard=[dict(g) for g in self.guard_log],
+            totals=totals_from(total, self.components), flags=flags, evidence=self.parts.get("evidence"),
+            tests_ordered=list(self.ordered), cost_usd=float(self.parts.get("cost_usd", 0.0)),
+            questions=sum(1 for e in self.transcript[1:] if e["role"] == "patient"),
+            terminated=self.end_reason in ("diagnosis", "turn_limit"),
+            truncated=self.end_reason in ("llm_error", "error"), errors=list(self.errors),
+            catalogue=self.catalogue.fingerprint(),
+        )
+        return out
+
+    # ----------------------------------------------------------------------------- render
+    def render(self) -> str | None:
+        """The transcript as text (``ansi``), or printed (``human``)."""
+        if self.case is None:
+            return None
+        text = "\n".join(f"{e['role'].upper()}: {e['content']}" for e in self.transcript)
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        """Nothing to release."""

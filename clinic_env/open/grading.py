@@ -1,0 +1,226 @@
+"""Reading the doctor's free text and grading an open-mode episode.
+
+- Markers: ``DIAGNOSIS READY: X`` (also ``FINAL DIAGNOSIS: X``) ends the consultation with X;
+  ``REQUEST TEST: X`` (also ``REQUEST TESTS:`` / ``ORDER TEST:``) asks for one or more results
+  (names separated by commas, semicolons or "and"). Markers are case-insensitive and may sit in a
+  longer reply; the first diagnosis marker wins over a test request in the same turn.
+- Verdicts: the doctor's words are mapped to ICD-10 with
+  :func:`clinic_env.schema.vocabulary.map_diagnosis` (which refuses to guess). A mapped diagnosis
+  is compared with the gold by :func:`clinic_env.rewards.segment.diagnosis_match` (method
+  ``icd10``; correct when the match is 1: the gold or a consistent, more specific code). When the
+  words do not map, the moderator decides (method ``moderator``, tolerant yes/no reading,
+  :func:`parse_yes_no`); with no moderator the verdict is ``unmapped`` and not correct.
+- Rewards (:func:`open_components`): the registry's components, computed from what happened:
+  ``diagnosis`` (match x share of a confirmatory evidence set obtained), ``history`` (share of the
+  case's fact weight elicited), ``tests`` (weighted F1 of the catalogue tests requested minus the
+  cost term), ``step`` (-step_cost per doctor turn, paid as it happens), ``incomplete`` (-1 when the
+  turns ran out) and ``safety`` (-1 for a dangerous miss: a must-not-miss gold not diagnosed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from clinic_env.rewards.config import RewardConfig
+from clinic_env.rewards.segment import (
+    diagnosis_match,
+    diagnosis_reward,
+    evidence_share,
+    history_reward,
+    tests_reward,
+)
+from clinic_env.schema.case import Case
+from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.vocabulary import map_diagnosis
+from clinic_env.text.parse import extract_json
+
+__all__ = ["Verdict", "find_diagnosis", "find_test_request", "icd10_verdict", "open_components", "parse_coverage",
+           "parse_yes_no", "split_test_names"]
+
+_DX = re.compile(r"\b(?:DIAGNOSIS\s+READY|FINAL\s+DIAGNOSIS)\s*[:\-]\s*(.+)", re.I)
+_TEST = re.compile(r"\b(?:REQUEST|ORDER)\s+TESTS?\s*[:\-]\s*(.+)", re.I)
+_TRAIL = re.compile(r"[\s\"'*_`.]+$")
+_LEAD = re.compile(r"^[\s\"'*_`\[(]+")
+
+
+def _clean(text: str) -> str:
+    out = _TRAIL.sub("", _LEAD.sub("", text)).strip()
+    while out.endswith(("]", ")")) and out.count(out[-1]) > out.count("(" if out[-1] == ")" else "["):
+        out = _TRAIL.sub("", out[:-1]).strip()
+    return out
+
+
+def find_diagnosis(text: str) -> str | None:
+    """The diagnosis after ``DIAGNOSIS READY:`` (or ``FINAL DIAGNOSIS:``), up to the end of its line
+    or sentence; None when the reply has no such marker (or names nothing after it)."""
+    m = _DX.search(text)
+    if m is None:
+        return None
+    words = re.split(r"\n|(?<=[a-z)])\.\s", m.group(1))[0]
+    words = _clean(words)
+    return words or None
+
+
+def find_test_request(text: str) -> str | None:
+    """The words after ``REQUEST TEST:`` (to the end of the line), or None."""
+    m = _TEST.search(text)
+    if m is None:
+        return None
+    words = _clean(m.group(1).split("\n")[0])
+    return words or None
+
+
+def split_test_names(request: str) -> list[str]:
+    """``"CBC, CRP and chest X-ray"`` -> three names (underscores read as spaces)."""
+    parts = re.split(r"\s*(?:,|;|/|\band\b|\bplus\b|&)\s*", request.replace("_", " "))
+    return [p.strip(" .") for p in parts if p.strip(" .")]
+
+
+_YES = re.compile(r"\b(yes|yeah|yep|same|correct|match(?:es)?|equivalent|identical)\b", re.I)
+_NO = re.compile(r"\b(no|not|different|incorrect|wrong|mismatch|distinct)\b", re.I)
+
+
+def parse_yes_no(text: str | None) -> bool | None:
+    """A moderator's verdict: ``"Yes."``, ``"yes - same condition"``, ``"**No**"``, ``"The answer is
+    yes"``, ``{"verdict": "no"}``; None when it says neither (or both with no clear first word)."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    value = extract_json(text)
+    if isinstance(value, dict):
+        for key in ("verdict", "answer", "same", "match", "correct"):
+            v = value.get(key)
+            if isinstance(v, bool):
+                return v
+            if isinstance(v, str):
+                return parse_yes_no(v)
+    plain = re.sub(r"[*_`#>\"']", " ", text).strip()
+    if re.search(r"\bnot\s+(?:the\s+)?(?:same|equivalent|a match)\b", plain, re.I):
+        return False
+    first = re.match(r"\W*(\w+)", plain)
+    if first:
+        word = first.group(1).lower()
+        if word in ("yes", "yeah", "yep", "correct", "same"):
+            return True
+        if word in ("no", "nope", "incorrect", "different"):
+            return False
+    m = re.search(r"\b(?:answer|verdict)\s+(?:is|:)\s*\W*(yes|no)\b", plain, re.I)
+    if m:
+        return m.group(1).lower() == "yes"
+    yes, no = bool(re.search(r"\byes\b", plain, re.I)), bool(re.search(r"\bno\b", plain, re.I))
+    if yes != no:
+        return yes
+    if not yes and not no:
+        y, n = bool(_YES.search(plain)), bool(_NO.search(plain))
+        if y != n:
+            return y
+    return None
+
+
+def parse_coverage(text: str | None, fact_ids: Iterable[str]) -> set[str] | None:
+    """The fact ids an examiner's coverage reply marks as elicited: a JSON object ``{id: true}``, a
+    JSON list of ids, or lines ``id: yes``. None when nothing in the reply can be read."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    ids = list(fact_ids)
+    value = extract_json(text)
+    if isinstance(value, dict):
+        out = set()
+        for key, v in value.items():
+            if key in ids and (v is True or (isinstance(v, str) and parse_yes_no(v) is True)):
+                out.add(key)
+        return out
+    if isinstance(value, list):
+        return {str(v) for v in value if str(v) in ids}
+    found: set[str] = set()
+    seen = False
+    for line in text.splitlines():
+        for fid in ids:
+            m = re.match(rf"\W*{re.escape(fid)}\W+(.*)", line.strip())
+            if m:
+                seen = True
+                if parse_yes_no(m.group(1)):
+                    found.add(fid)
+    return found if seen else None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How the final diagnosis was judged.
+
+    Attributes:
+        method: ``icd10``, ``moderator`` or ``unmapped``.
+        correct: Whether it counts as the right diagnosis.
+        match: The diagnosis match in [0, 1] (before the evidence factor).
+        code: The mapped ICD-10 code, or None.
+        detail: One line: the mapping's evidence, the moderator's reply, or why neither applied.
+    """
+
+    method: str
+    correct: bool
+    match: float
+    code: str | None
+    detail: str
+
+
+def icd10_verdict(text: str, case: Case, catalogue: Catalogue) -> tuple[Verdict | None, str | None, str]:
+    """Grade ``text`` by ICD-10 mapping.
+
+    Returns:
+        ``(verdict, code, detail)``: the verdict when both the doctor's words and the gold map
+        (method ``icd10``), else None (the moderator or ``unmapped`` decides); the mapped code
+        (None when the words do not map) and the mapping's evidence.
+    """
+    mapping = map_diagnosis(text)
+    if not mapping.mapped or mapping.code is None:
+        return None, None, f"unmapped: {mapping.evidence}"
+    code = mapping.code
+    gold = case.gold_diagnosis
+    blocks = {c: d.block for c, d in catalogue.diagnoses.items()}
+    distinct = {d.code for d in case.differential} - {gold}
+    match = diagnosis_match(code, gold, blocks, gold in case.must_not_miss, distinct)
+    detail = f"{text!r} -> {code} ({mapping.status}: {mapping.evidence}); gold {gold}"
+    return Verdict("icd10", match >= 1.0, match, code, detail), code, detail
+
+
+def open_components(case: Case, catalogue: Catalogue, config: RewardConfig, *, elicited: Collection[str],
+                    ordered: Iterable[str], match: float, correct: bool, diagnosed: bool) -> tuple[dict[str, float],
+                                                                                              dict[str, float]]:
+    """The episode-end reward components (the per-turn ``step`` cost is paid as it happens).
+
+    Args:
+        elicited: History item ids the doctor found out.
+        ordered: Item ids obtained by test requests (catalogue tests and exams, ``src.*`` items).
+        match: The diagnosis match (0 when none was given).
+        correct: Whether the diagnosis counts as right.
+        diagnosed: False when the turns ran out before a diagnosis.
+
+    Returns:
+        ``(components, parts)``: the components by registry name, and diagnostics (``evidence``,
+        ``coverage``, ``tests_recall``, ``tests_precision``, ``cost_usd``).
+    """
+    ordered_ids = list(dict.fromkeys(ordered))
+    catalogue_tests = [t for t in ordered_ids if t in catalogue.tests]
+    cost = sum(catalogue.tests[t].cost_usd for t in catalogue_tests)
+    credit = {h: 1.0 for h in elicited}
+    history = history_reward(case.history, credit, exclude=(case.presenting_complaint,))
+    tests, tparts = tests_reward(catalogue_tests, case.essential_tests, case.optional_tests, cost, case.budget_usd,
+                                 config.cost_weight, config.cost_cap, config.tests_metric)
+    obtained = set(ordered_ids) | set(elicited)
+    evidence = evidence_share(case.confirmatory_evidence(), obtained)
+    comps = {"history": history, "tests": tests,
+             "diagnosis": diagnosis_reward(match, evidence, config.evidence_floor) if diagnosed else 0.0}
+    if not diagnosed:
+        comps["incomplete"] = -1.0
+    if case.gold_diagnosis in case.must_not_miss and not correct:
+        comps["safety"] = -1.0
+    parts = {"evidence": evidence, "coverage": history, "tests_recall": tparts["recall"],
+             "tests_precision": tparts["precision"], "cost_usd": cost}
+    return comps, parts
+
+
+def coverage_json(elicited: Iterable[str]) -> str:
+    """A canonical coverage reply (for scripted examiners and tests)."""
+    return json.dumps({e: True for e in elicited})

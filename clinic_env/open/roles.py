@@ -1,0 +1,161 @@
+"""Scripted stand-ins for open mode's roles, so that an episode runs with no LLM at all.
+
+- :func:`asked_items`: the history items a doctor's words ask about, by confident parser mapping
+  only (alias phrases of the catalogue; the word-overlap fallback only at a high score). The leak
+  guard's ``asked`` set and the scripted history coverage both come from it.
+- :class:`CasePatient` (``patient="case"``): answers from the case's facts for the items asked;
+  when the case records none of them, "not that I know of"; words that map to nothing get a
+  request to rephrase. It never volunteers a fact that was not asked.
+- :func:`resolve_test` / :func:`case_result` (``measurement="case"``): a requested name is matched
+  to a case-specific item (:meth:`Case.lookup_item`), a catalogue test or exam (the matcher's
+  phrases), or a finding whose own words contain every word of the request. A catalogue item gets
+  the case's result, else the knowledge-base consistent result (the engine's unlisted-result path)
+  or "not available" for imported cases; a name that matches nothing is "not available".
+- :class:`OpenScriptedDoctor` (``doctor="open-scripted"``): an oracle doctor for tests and demos.
+  It reads the case being played (it is not a fair baseline): asks the catalogue question of each
+  case fact in words, requests the essential tests by name, and names the gold in words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from clinic_env.schema.case import NOT_AVAILABLE, Case, Finding
+from clinic_env.schema.catalogue import Catalogue
+from clinic_env.text.match import CatalogueMatcher, tokens
+
+__all__ = ["CasePatient", "OpenScriptedDoctor", "TestResult", "asked_items", "case_result", "resolve_test"]
+
+REPHRASE = "Sorry, doctor, I'm not sure what you mean. Could you ask me that another way?"
+UNKNOWN = "Not that I know of."
+_SENT = re.compile(r"(?<=[?.!;])\s+|\n+")
+
+
+def asked_items(matcher: CatalogueMatcher, text: str) -> list[str]:
+    """History item ids that ``text`` asks about, confidently (phrases first, then a strong overlap
+    per sentence); in order, each once."""
+    found = [m.item for m in matcher.find("history", text)]
+    for sentence in _SENT.split(text):
+        if sentence.strip() and not matcher.find("history", sentence):
+            best = matcher.best("history", sentence, min_score=0.6)
+            if best is not None:
+                found.append(best)
+    return list(dict.fromkeys(found))
+
+
+class CasePatient:
+    """The scripted patient ``case`` for one case (see the module docstring)."""
+
+    def __init__(self, case: Case) -> None:
+        self.case = case
+
+    def answer(self, items: list[str]) -> str:
+        """The reply to a question about ``items`` (from :func:`asked_items`)."""
+        if not items:
+            return REPHRASE
+        known = [self.case.history[h].text for h in items if h in self.case.history]
+        return " ".join(dict.fromkeys(known)) if known else UNKNOWN
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """A requested item: its id (catalogue id, ``src.*``, or None when unknown), display name, the
+    finding, and whether the case itself lists it."""
+
+    item: str | None
+    name: str
+    finding: Finding
+    listed: bool
+
+
+def resolve_test(case: Case, catalogue: Catalogue, matcher: CatalogueMatcher, name: str) -> tuple[str, str] | None:
+    """``(item id, display name)`` for a requested name, or None when it names nothing known."""
+    extra = case.lookup_item(name)
+    if extra is not None:
+        return extra[0], extra[1].name
+    hits = matcher.find("test", name)
+    if hits:
+        tid = hits[0].item
+        return tid, catalogue.tests[tid].label
+    words = {t for t in tokens(name) if len(t) > 2}
+    if words:
+        for tid, finding in [*case.exam.items(), *case.tests.items()]:
+            if words <= set(tokens(finding.text)):
+                return tid, catalogue.tests[tid].label if tid in catalogue.tests else tid
+    return None
+
+
+def case_result(case: Case, catalogue: Catalogue, matcher: CatalogueMatcher, name: str) -> TestResult:
+    """The scripted measurement's answer to ``name`` (see the module docstring)."""
+    found = resolve_test(case, catalogue, matcher, name)
+    if found is None:
+        return TestResult(None, name, NOT_AVAILABLE, False)
+    item, label = found
+    if item in case.extra_items:
+        src = case.extra_items[item]
+        return TestResult(item, label, Finding(text=src.text, abnormal=src.abnormal), True)
+    listed = case.result(item)
+    if listed is not None:
+        return TestResult(item, label, listed, True)
+    unlisted = case.unlisted_finding()
+    if unlisted is not None:
+        return TestResult(item, label, unlisted, False)
+    from clinic_env.generate.profile import unlisted_result
+
+    return TestResult(item, label, unlisted_result(case, item, catalogue), False)
+
+
+class OpenScriptedDoctor:
+    """The oracle doctor ``open-scripted`` (see the module docstring).
+
+    Args:
+        env: The open env it plays in (read at ``reset`` for the case being played).
+        questions: Most questions to ask before requesting tests.
+    """
+
+    def __init__(self, env: Any, questions: int = 8) -> None:
+        self.env = env
+        self.questions = questions
+        self.plan: list[str] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the plan (it is made at the first turn of an episode)."""
+        self.plan = []
+
+    def _make_plan(self) -> list[str]:
+        env = self.env.unwrapped if hasattr(self.env, "unwrapped") else self.env
+        case: Case = env.case
+        cat: Catalogue = env.catalogue
+        budget = max(1, env.max_doctor_turns - 1)
+        lines = []
+        for hid in case.history:
+            if hid == case.presenting_complaint or hid not in cat.history:
+                continue
+            lines.append(cat.history[hid].question)
+        tests = []
+        for tid in case.essential_tests:
+            item = cat.tests.get(tid)
+            tests.append(f"REQUEST TEST: {item.label if item else tid}")
+        n_tests = min(len(tests), max(0, budget - 1))
+        n_questions = min(self.questions, len(lines), max(0, budget - n_tests))
+        gold = cat.diagnoses.get(case.gold_diagnosis)
+        name = case.gold_text or (gold.label if gold else case.gold_diagnosis)
+        return [*lines[:n_questions], *tests[:n_tests], f"DIAGNOSIS READY: {name}"]
+
+    def act(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
+        """The next line of the plan (the diagnosis when the env says it is the last turn)."""
+        if observation is None:
+            return None
+        if not self.plan:
+            self.plan = self._make_plan()
+        last = observation.get("messages", ())[-1:] if isinstance(observation, dict) else ()
+        text = str(last[0].get("content", "")) if last else ""
+        if "last turn" in text and len(self.plan) > 1:
+            self.plan = self.plan[-1:]
+        return self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
+
+    async def aact(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
+        """As :meth:`act`."""
+        return self.act(observation, agent)
