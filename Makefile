@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install install-test install-vllm install-rl install-rllib run test test-vllm test-rl lint bench bench-llm report-screenshot clean
+.PHONY: install install-test install-vllm install-rl install-rllib install-trainers run test test-vllm test-rl test-trainers lint bench bench-llm report-screenshot clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +85,23 @@ test-rl: install-rl install-rllib
 		--ignore=tests/envs/consumers/test_rllib.py $(PYTEST_ARGS)
 	CLINIC_ENV_REQUIRE_RL=1 $(RLLIB_VENV)/bin/python -m pytest tests/envs/consumers/test_rllib.py $(PYTEST_ARGS)
 
+## install-trainers / test-trainers: TRL and verifiers on a CPU torch in .venv-trainers (~2 min fresh, 1.5 GB);
+## the tests run the TRL environment_factory under GRPOTrainer, the verifiers environment and the agent loop.
+TRAINERS_VENV ?= .venv-trainers
+$(TRAINERS_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TRAINERS_VENV)
+	$(TRAINERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(TRAINERS_VENV)/bin/python -m pip install -q $(TORCH_CPU)
+	$(TRAINERS_VENV)/bin/python -m pip install -q -e ".[test,trl,verifiers]"
+	$(TRAINERS_VENV)/bin/python -m pip install -q -e environments/clinic_env_verifiers
+	$(TRAINERS_VENV)/bin/python -c '$(NO_CUDA)'
+	touch $@
+
+install-trainers: $(TRAINERS_VENV)/.installed
+
+test-trainers: install-trainers
+	CLINIC_ENV_REQUIRE_TRAINERS=1 $(TRAINERS_VENV)/bin/python -m pytest tests/integrations $(PYTEST_ARGS)
+
 ## lint: ruff, then mypy --strict on the package (settings in pyproject's [tool.mypy])
 lint: install-test
 	$(PY) -m ruff check clinic_env tests benchmarks examples
@@ -106,4 +123,4 @@ bench-llm: install-test
 	$(PY) benchmarks/llm_rollouts.py $(if $(wildcard $(VLLM_VENV)/bin/python),--vllm-python $(VLLM_VENV)/bin/python,)
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) $(RL_VENV) $(RLLIB_VENV) runs build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VLLM_VENV) $(RL_VENV) $(RLLIB_VENV) $(TRAINERS_VENV) runs build dist *.egg-info .pytest_cache .ruff_cache
