@@ -69,9 +69,11 @@ from clinic_env.schema.case import Case
 from clinic_env.schema.vocabulary import map_diagnosis
 from clinic_env.text.parse import DEFAULT_MAX_CHARS, matcher_for
 
-__all__ = ["OPEN_AGENTS", "OpenConsultationEnv"]
+__all__ = ["OPEN_AGENTS", "OPEN_ENV_VERSION", "OpenConsultationEnv"]
 
 OPEN_AGENTS = ("doctor", "patient", "examiner")
+#: Version of open mode's behaviour, recorded in every open-mode episode record.
+OPEN_ENV_VERSION = "open-v0"
 _ROLE_KINDS = {"patient": ("case", "agent"), "measurement": ("case", "agent"),
                "moderator": ("icd10", "agent"), "examiner": ("rubric", "agent")}
 _MAX_CONTENT = 200_000
