@@ -100,7 +100,7 @@ def test_record_tokens_keeps_every_doctor_call(small_cases: list[clinic_env.Case
         assert call.prompt_token_ids == [toy_token_id(t) for t in toy_tokens(toy_prompt(call.messages))]
         assert call.messages[0]["role"] == "system"
         json.loads(call.completion)
-    assert [c.segment for c in calls][0] == "history" and calls[-1].segment == "diagnosis"
+    assert calls[0].segment == "history" and calls[-1].segment == "diagnosis"
     # The record survives a JSON round trip.
     again = EpisodeRecord.model_validate_json(record.to_json())
     assert again.doctor_calls == calls
