@@ -27,7 +27,9 @@ from typing import Any
 import numpy as np
 
 from clinic_env.core.actions import WAIT, ActionTable
-from clinic_env.core.engine import DOCTOR, EXAMINER, PATIENT, Consultation
+from clinic_env.core.engine import DOCTOR, EXAMINER, HISTORY, PATIENT, TESTS, Consultation
+from clinic_env.core.text import sanitise
+from clinic_env.patients.conversation import NEUTRAL_ANSWER, REGENERATE_NOTE
 from clinic_env.text.parse import (
     DEFAULT_MAX_CHARS,
     DoctorParser,
@@ -135,12 +137,49 @@ class TextTurns:
                 break
         assert result is not None
         if not result.ok:
+            answered = self._case_item(candidates[0])
+            if answered is not None:
+                return answered
             return self._failed(DOCTOR, candidates[0], result.error or "no action recognised")
-        self.notes[DOCTOR] = None
         first, *rest = result.actions
+        if all(self._unlisted_order(a) for a in result.actions):
+            # "Order the CT angiogram": the catalogue's CT angiography is not in this imported case,
+            # but the case's own CT angiogram is; the case's result wins over "not available".
+            answered = self._case_item(candidates[0])
+            if answered is not None:
+                return answered
+        self.notes[DOCTOR] = None
         self.queue = deque(rest)
         self._log(DOCTOR, reply, parsed=[a.name for a in result.actions], source=result.source)
         return Resolution(first.index, first.said)
+
+    def _unlisted_order(self, action: ParsedAction) -> bool:
+        """Whether ``action`` orders a catalogue test the (imported) case does not list."""
+        case = self.engine.case
+        if case is None or not case.extra_items or not action.name.startswith("order:"):
+            return False
+        return case.result(action.name.split(":", 1)[1]) is None and case.unlisted_finding() is not None
+
+    def _case_item(self, reply: Any) -> Resolution | None:
+        """A request for an imported case's own item by name ("order the CT angiogram"), which no
+        catalogue action covers: answered from :meth:`Case.lookup_item` as a result line in the
+        transcript (history items in the history segment, examinations and tests in the tests
+        segment), logged as ``case_item``, and costing a step like a re-ask (no engine action)."""
+        eng = self.engine
+        if not isinstance(reply, str) or not reply.strip() or len(reply) > self.max_chars:
+            return None
+        found = eng.case.lookup_item(reply) if eng.case is not None else None
+        if found is None:
+            return None
+        key, item = found
+        if eng.segment != (HISTORY if item.kind == "history" else TESTS):
+            return None
+        self.notes[DOCTOR] = None
+        eng.transcript.add("all", f"Doctor: {sanitise(reply.strip())}")
+        label = "Patient" if item.kind == "history" else f"Result - {item.name} (as reported in the source case)"
+        eng.transcript.add("all", f"{label}: {sanitise(item.text)}")
+        self._log(DOCTOR, reply, outcome="case_item", item=key)
+        return Resolution(-1, None, reask=f"answered from the case's own item {item.name!r}")
 
     def _patient(self, candidates: Sequence[Any]) -> Resolution:
         mask = self.engine.masks[PATIENT]
@@ -156,9 +195,22 @@ class TextTurns:
             first = candidates[0]
             too_long = isinstance(first, str) and len(first) > self.max_chars
             return self._failed(PATIENT, first, "the reply was over-long" if too_long else "the reply was empty")
-        self.notes[PATIENT] = None
         mode, text = parsed
-        self._log(PATIENT, reply, parsed=[f"answer:{mode}"])
+        # The leak guard first: a reply it would block is regenerated once (the note says only
+        # that the reply was not used), and a second blocked reply becomes the neutral answer.
+        session = self.engine.patient
+        reasons = session.precheck(text, self.engine.asked) if text else []
+        if reasons:
+            outcome = "regenerate" if self.notes[PATIENT] is None else "neutral"
+            session.replaced(reasons, self.engine.cycle, outcome)
+            self._log(PATIENT, reply, parsed=[f"answer:{mode}"], outcome=outcome, guard=reasons)
+            if outcome == "regenerate":
+                self.notes[PATIENT] = REGENERATE_NOTE
+                return Resolution(-1, None, reask=REGENERATE_NOTE)
+            text = NEUTRAL_ANSWER
+        self.notes[PATIENT] = None
+        if not reasons:
+            self._log(PATIENT, reply, parsed=[f"answer:{mode}"])
         return Resolution(self.table.answer(mode), text)
 
     def _examiner(self, candidates: Sequence[Any]) -> Resolution:
