@@ -28,20 +28,22 @@ part; that one message lies outside the declared ``Text`` space (a gymnasium spa
 union of text and parts), so the PettingZoo API test is run on text-only cases.
 
 **Guard.** Every patient reply (and every reply of an agent-played measurement reader) passes the
-leak guard. A reply with something blocked is asked for once more (the agent's turn stays, with a
-note saying why); a second blocked reply is replaced by the guard's safe text. Every blocked reply
-is kept in :attr:`guard_log` (record field ``guard``).
+leak guard (the patient's after its earlier replies, so a name spread over turns is caught). A
+reply with something blocked is asked for once more (the agent's turn stays, with a note that does
+not say what was blocked); a second blocked reply is replaced by a neutral answer. Every blocked
+reply is kept in :attr:`guard_log` (record field ``guard``).
 
 **Turns and rewards.** ``max_doctor_turns`` doctor turns (default 20); the last one carries a note
 asking for the diagnosis; a doctor still without one after it ends the episode with
 ``end_reason="turn_limit"`` (a failed diagnosis). The doctor pays ``step_cost`` per turn and gets
-the registry's ``diagnosis``, ``history``, ``tests``, ``incomplete`` and ``safety`` components
-when the episode ends (:func:`clinic_env.open.grading.open_components`); the other agents get 0.
+the registry's ``diagnosis``, ``history``, ``tests``, ``rubric`` (the rule-checkable items),
+``incomplete`` and ``safety`` components when the episode ends (:func:`clinic_env.open.grading.open_components`); the other agents get 0.
 :meth:`fail` ends an episode from outside (``llm_error``: a server that stopped answering).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import gymnasium
@@ -60,10 +62,11 @@ from clinic_env.open.grading import (
     open_components,
     parse_coverage,
     parse_yes_no,
+    rubric_result,
     split_test_names,
 )
 from clinic_env.open.roles import CasePatient, asked_items, case_result, resolve_test
-from clinic_env.patients.leak_guard import LeakGuard
+from clinic_env.patients.leak_guard import FALLBACK_FACT, LeakGuard
 from clinic_env.records import totals_from
 from clinic_env.schema.case import Case
 from clinic_env.schema.vocabulary import map_diagnosis
@@ -77,6 +80,15 @@ OPEN_ENV_VERSION = "open-v0"
 _ROLE_KINDS = {"patient": ("case", "agent"), "measurement": ("case", "agent"),
                "moderator": ("icd10", "agent"), "examiner": ("rubric", "agent")}
 _MAX_CONTENT = 200_000
+
+
+def _conversation_guard(guard: LeakGuard) -> Any:
+    """A conversation-level guard over ``guard`` (None when that module is not installed)."""
+    try:
+        module = importlib.import_module("clinic_env.patients.conversation")
+    except ImportError:
+        return None
+    return module.ConversationGuard(guard)
 
 
 def _merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -167,6 +179,7 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self.case, self.persona = self.setup.choose(self._rng, opts)
         case, cat = self.case, self.catalogue
         self.guard = LeakGuard(case, cat)
+        self._conversation = _conversation_guard(self.guard)
         self.scripted_patient = CasePatient(case)
         self.presentation = prompts.presentation(case, cat)
         self.patient_facts = prompts.patient_knowledge(case, cat)
@@ -174,6 +187,8 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self.transcript: list[dict[str, Any]] = [{"role": "patient", "name": "case", "content": case.opening_statement}]
         self.asked: list[str] = []
         self.ordered: list[str] = []
+        self._order_turn: dict[str, int] = {}
+        self.rubric_counts: dict[str, int] = {}
         self.guard_log: list[dict[str, Any]] = []
         self.doctor_turns = 0
         self.diagnosis_text: str | None = None
@@ -373,6 +388,7 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
             res = case_result(case, cat, m, name)
             if res.item is not None and res.item not in self.ordered:
                 self.ordered.append(res.item)
+                self._order_turn[res.item] = self.doctor_turns
             if llm and not res.listed:
                 unknown.append(name)
             else:
@@ -385,18 +401,26 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self._doctor_next()
 
     def _guarded(self, role: str, text: str, asked: list[str]) -> str | None:
-        """The guard's text for ``text``, or None when the agent is asked once more."""
-        result = self.guard.check(text, asked)
-        if not result.blocked:
-            return text
+        """The text to show for ``text``, or None when the agent is asked once more.
+
+        Regenerate once, then neutral: a first blocked reply is asked again (the note says neither
+        what was blocked nor why); a second one is replaced by a neutral answer. The patient's
+        replies are checked after the ones already shown (multi-turn check of the conversation
+        guard, when :mod:`clinic_env.patients.conversation` is present)."""
+        conv = self._conversation if role == "patient" else None
+        result = conv.check(text, asked, commit=False) if conv is not None else self.guard.check(text, asked)
         attempt = 2 if self._reask is not None else 1
+        if not result.blocked:
+            if conv is not None:
+                conv.remember(result.text)
+            return str(result.text)
         self.guard_log.append({"role": role, "doctor_turn": self.doctor_turns, "attempt": attempt,
                                "reasons": list(result.blocked), "text": text[:1000],
-                               "action": "regenerate" if attempt == 1 else "filtered"})
+                               "outcome": "regenerate" if attempt == 1 else "neutral"})
         if attempt == 1:
-            self._reask = prompts.reask_note(list(result.blocked))
+            self._reask = prompts.reask_note()
             return None
-        return result.text
+        return FALLBACK_FACT if role == "patient" else "not available"
 
     def _measurement(self, text: str) -> None:
         assert self.case is not None
@@ -464,6 +488,12 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         comps, parts = open_components(self.case, self.catalogue, self.config, elicited=elicited,
                                        ordered=self.ordered, match=v.match if self._diagnosed else 0.0,
                                        correct=v.correct, diagnosed=self._diagnosed)
+        # A moderator's Yes to words with no code counts as the gold for the rubric's final-diagnosis checks.
+        final = (v.code or (self.case.gold_diagnosis if v.correct else None)) if self._diagnosed else None
+        score, counts = rubric_result((*self.case.rubric, *self.setup.general_rubric), self.asked, self.ordered,
+                                      self._order_turn, parts["cost_usd"], final)
+        comps["rubric"] = score
+        self.rubric_counts = counts
         self.parts = parts
         self.coverage = {"elicited": elicited, "share": parts["coverage"], "method": method,
                          "facts": len(self.fact_texts())}
@@ -511,7 +541,8 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
             questions=sum(1 for e in self.transcript[1:] if e["role"] == "patient"),
             terminated=self.end_reason in ("diagnosis", "turn_limit"),
             truncated=self.end_reason in ("llm_error", "error"), errors=list(self.errors),
-            catalogue=self.catalogue.fingerprint(),
+            catalogue=self.catalogue.fingerprint(), rubric_counts=dict(self.rubric_counts),
+            order_cycles={k: 2 * t for k, t in self._order_turn.items()},
         )
         return out
 

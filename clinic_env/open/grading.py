@@ -15,30 +15,38 @@
   case's fact weight elicited), ``tests`` (weighted F1 of the catalogue tests requested minus the
   cost term), ``step`` (-step_cost per doctor turn, paid as it happens), ``incomplete`` (-1 when the
   turns ran out) and ``safety`` (-1 for a dangerous miss: a must-not-miss gold not diagnosed).
+- Rubric (:func:`rubric_verdicts`): the case's rubric items whose rule check can be decided from an
+  open transcript (questions asked, items requested, the final code; a request at doctor turn t
+  counts as cycle 2t, a question and its answer being two cycles of the structured env). Items
+  with no rule check (they need an LLM judge) or about the differential (open mode keeps none) are
+  left unjudged, so they count in neither sum of the HealthBench score.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
+from clinic_env.rewards.checks import EpisodeView, evaluate_check
 from clinic_env.rewards.config import RewardConfig
 from clinic_env.rewards.segment import (
     diagnosis_match,
     diagnosis_reward,
     evidence_share,
     history_reward,
+    rubric_score,
     tests_reward,
 )
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
+from clinic_env.schema.rubric import Check, RubricItem
 from clinic_env.schema.vocabulary import map_diagnosis
 from clinic_env.text.parse import extract_json
 
 __all__ = ["Verdict", "find_diagnosis", "find_test_request", "icd10_verdict", "open_components", "parse_coverage",
-           "parse_yes_no", "split_test_names"]
+           "parse_yes_no", "rubric_result", "rubric_verdicts", "split_test_names"]
 
 _DX = re.compile(r"\b(?:DIAGNOSIS\s+READY|FINAL\s+DIAGNOSIS)\s*[:\-]\s*(.+)", re.I)
 _TEST = re.compile(r"\b(?:REQUEST|ORDER)\s+TESTS?\s*[:\-]\s*(.+)", re.I)
@@ -219,6 +227,32 @@ def open_components(case: Case, catalogue: Catalogue, config: RewardConfig, *, e
     parts = {"evidence": evidence, "coverage": history, "tests_recall": tparts["recall"],
              "tests_precision": tparts["precision"], "cost_usd": cost}
     return comps, parts
+
+
+_NO_DIFFERENTIAL = ("differential_size_gt", "differential_includes")
+
+
+def _about_differential(check: Check) -> bool:
+    op, arg = check.operator
+    if op in _NO_DIFFERENTIAL:
+        return True
+    if op in ("all_of", "any_of"):
+        return any(_about_differential(c) for c in arg)
+    return op == "not" and _about_differential(arg)
+
+
+def rubric_verdicts(items: Sequence[RubricItem], view: EpisodeView) -> dict[int, bool | None]:
+    """Item index -> met / not met for the rule-checkable items, None for the others."""
+    return {i: (evaluate_check(item.check, view) if item.check is not None and not _about_differential(item.check)
+                else None) for i, item in enumerate(items)}
+
+
+def rubric_result(items: Sequence[RubricItem], asked: Sequence[str], ordered: Sequence[str],
+                  order_turn: dict[str, int], cost_usd: float, final_code: str | None) -> tuple[float, dict[str, int]]:
+    """The rubric component and its counts (met, not_met, failed = not judgeable here)."""
+    view = EpisodeView(asked=list(asked), ordered=list(ordered), cost_usd=cost_usd, differential=[],
+                       final_dx=final_code, order_cycle={k: 2 * t for k, t in order_turn.items()})
+    return rubric_score(items, rubric_verdicts(items, view))
 
 
 def coverage_json(elicited: Iterable[str]) -> str:

@@ -251,9 +251,7 @@ def final_turn_note() -> str:
     return "(This is your last turn: give your diagnosis now, as 'DIAGNOSIS READY: <diagnosis>'.)"
 
 
-def reask_note(reasons: list[str]) -> str:
-    """Shown to the patient when a reply was withheld by the leak guard (it answers once more)."""
-    why = "it named or hinted at a diagnosis" if "diagnosis" in reasons else (
-        "it talked about the role play" if "meta" in reasons else "it told things the doctor had not asked about")
-    return (f"(Your last reply was not passed to the doctor because {why}. Answer the doctor's last question "
-            "again, only with what was asked, and without naming any disease.)")
+def reask_note() -> str:
+    """Shown to a role whose reply the leak guard withheld (it answers once more). It says neither
+    what was blocked nor why, so that the note teaches nothing about the guard."""
+    return "(Your last reply was not used. Answer only what the doctor asked, in your own words.)"

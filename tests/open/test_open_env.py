@@ -14,6 +14,7 @@ from clinic_env.envs.open import OpenConsultationEnv
 from clinic_env.importers import import_cases
 from clinic_env.open.prompts import patient_knowledge, patient_system
 from clinic_env.open.roles import OpenScriptedDoctor
+from clinic_env.patients.leak_guard import FALLBACK_FACT
 from clinic_env.patients.terms import load_synonyms
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -91,7 +92,10 @@ def test_rewards_by_hand() -> None:
     # Facts (presenting complaint excluded): onset 2, radiation 2, severity 1; onset asked -> 2/5.
     # Tests: ECG (essential) ordered, troponin (optional) not: recall (2*1 + 0)/3 = 2/3, precision 1,
     # F1 = 0.8; cost 16/100 -> 0.8 - 0.2*0.16 = 0.768. Evidence: ECG of {ECG, troponin} = 0.5, so
-    # diagnosis = 1 * 0.5. Three doctor turns: step = -0.03. Reward = 0.4 + 0.768 + 2*0.5 - 0.03.
+    # diagnosis = 1 * 0.5. Three doctor turns: step = -0.03. Rubric (the case's rule-checked items):
+    # family history/lipids (2) and back pain (2) not asked, ECG within cycle 20 (5) met at turn 2
+    # (cycle 4), CTPA (-5) not ordered, final I21.0 (6) met, the differential item unjudged:
+    # 11/15. Reward = 0.4 + 0.768 + 2*0.5 - 0.03 + 11/15.
     env = clinic_env.env(mode="open", case=_stemi_small())
     env.reset(seed=0)
     total = 0.0
@@ -107,8 +111,10 @@ def test_rewards_by_hand() -> None:
     assert t["tests"] == pytest.approx(0.768)
     assert t["diagnosis"] == pytest.approx(0.5)
     assert t["step"] == pytest.approx(-0.03)
-    assert t["reward"] == pytest.approx(2.138)
-    assert total == pytest.approx(2.138)
+    assert t["rubric"] == pytest.approx(11 / 15)
+    assert fields["rubric_counts"] == {"met": 2, "not_met": 3, "failed": 1}
+    assert t["reward"] == pytest.approx(2.138 + 11 / 15)
+    assert total == pytest.approx(2.138 + 11 / 15)
     assert fields["coverage"]["elicited"] == ["hx.onset"]
 
 
@@ -166,10 +172,11 @@ def test_llm_patient_reply_is_guarded_and_reasked_once() -> None:
                   {"answer": patient})
     guard = fields["guard"]
     assert [g["attempt"] for g in guard] == [1, 2] and all("diagnosis" in g["reasons"] for g in guard)
-    assert "not passed to the doctor" in prompts[1][-1]["content"]
+    assert [g["outcome"] for g in guard] == ["regenerate", "neutral"]
+    assert "was not used" in prompts[1][-1]["content"] and "diagnos" not in prompts[1][-1]["content"]
     patient_lines = [m["content"] for m in fields["messages"] if m["role"] == "patient"][1:]
     assert all("STEMI" not in line and "heart attack" not in line.lower() for line in patient_lines)
-    assert patient_lines[-1] == "It started an hour ago."
+    assert patient_lines == [FALLBACK_FACT, "It started an hour ago."]
 
 
 def _names_gold(text: str, case: clinic_env.Case, catalogue: clinic_env.Catalogue) -> list[str]:
