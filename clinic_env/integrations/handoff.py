@@ -124,11 +124,11 @@ def group_steps(records: Sequence[EpisodeRecord], advantages: Sequence[str] = AD
     return list(zip(records, steps, adv, strict=True))
 
 
-def _line(rec: EpisodeRecord, j: int, step: Step, adv: dict[str, float], last: bool) -> dict[str, Any]:
+def _line(rec: EpisodeRecord, j: int, step: Step, adv: dict[str, float], last: bool, messages: bool) -> dict[str, Any]:
     return {
         "group": _group_key(rec), "episode": rec.group_index if rec.group_index is not None else 0,
         "case_id": rec.case_id, "seed": rec.seed, "step": j, "segment": step.segment,
-        "messages": step.messages, "completion": step.completion, "actions": step.actions,
+        "messages": step.messages if messages else None, "completion": step.completion, "actions": step.actions,
         "prompt_token_ids": step.prompt_token_ids, "completion_token_ids": step.completion_token_ids,
         "completion_logprobs": step.completion_logprobs, "reward": step.reward,
         "episode_reward": float(rec.totals.get("reward", 0.0)),
@@ -140,7 +140,7 @@ def _line(rec: EpisodeRecord, j: int, step: Step, adv: dict[str, float], last: b
 
 def export(records: Iterable[RecordLike], path: str | Path, advantages: Sequence[str] = ADVANTAGES, *,
            eps: float = 0.05, clip: float = 5.0, verifier: VerifierConfig | None = None,
-           reward_config: RewardConfig | None = None) -> int:
+           reward_config: RewardConfig | None = None, include_messages: bool = True) -> int:
     """Write the hand-off JSONL of ``records`` to ``path``; returns the number of lines.
 
     Args:
@@ -153,6 +153,9 @@ def export(records: Iterable[RecordLike], path: str | Path, advantages: Sequence
         clip: Advantages are clipped to [-clip, clip] (SPAR and GRPO).
         verifier: Lambdas for the SPAR multipliers (default :class:`VerifierConfig`).
         reward_config: Weights for per-turn rewards of records without ``doctor_calls``.
+        include_messages: Write each step's chat messages. They are most of the file (the doctor's
+            system message lists the segment's catalogue items): a trainer that works from token
+            ids alone can leave them out (``messages`` is then null).
 
     Raises:
         ValueError: An unknown advantage name.
@@ -171,7 +174,7 @@ def export(records: Iterable[RecordLike], path: str | Path, advantages: Sequence
         for members in groups.values():
             for rec, steps, adv in group_steps(members, advantages, eps, clip, verifier, reward_config):
                 for j, step in enumerate(steps):
-                    fh.write(json.dumps(_line(rec, j, step, adv[j], j == len(steps) - 1), ensure_ascii=False))
+                    fh.write(json.dumps(_line(rec, j, step, adv[j], j == len(steps) - 1, include_messages), ensure_ascii=False))
                     fh.write("\n")
                     n += 1
     return n

@@ -102,3 +102,11 @@ def test_group_rollout_export_end_to_end(tmp_path: Path, seeded_server: OpenAITe
         assert sum(per_episode.values()) == pytest.approx(0.0, abs=1e-9)  # R_i - mean sums to 0
         assert len({round(v, 9) for v in per_episode.values()}) > 1  # members played differently
         assert all(x["completion_token_ids"] and x["prompt_token_ids"] for x in rows)
+
+
+def test_messages_can_be_left_out(tmp_path: Path) -> None:
+    a = _episode(0, 1.0, 0.6, [(1.0, [])])
+    out = tmp_path / "m.jsonl"
+    export([a], out, include_messages=False)
+    line = _read(out)[0]
+    assert line["messages"] is None and line["prompt_token_ids"] == [1, 2]
