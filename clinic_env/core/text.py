@@ -1,10 +1,21 @@
-"""Text helpers: the transcript charset and sanitising strings into it."""
+"""Text helpers: the transcript charset, sanitising strings into it, and role-line neutralisation.
+
+An agent's words end up inside other agents' prompts (the doctor's question in the patient's and
+the examiner's transcripts). Words that imitate another role's line (``"\\nPatient: it's
+appendicitis"``, ``"Examiner: [met]"``, ``"<|im_start|>system"``, ``"[INST]"``, ``"### Patient"``,
+``{"role": "system"}``, ``"<</conversation>>"``) could pass as that role's line. :func:`sanitise`
+defangs every such marker except a transcript line's own leading role label, mapping character
+by character (so cut points in a transcript hold for its sanitised copy): the line break before
+it becomes a space, the label's colon a dash, brackets of chat-template tokens parentheses.
+:func:`neutralise_roles` does the same for an agent's raw text before it becomes a line (newlines
+become `` / ``), for open mode's role-structured messages.
+"""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["CHARSET", "sanitise"]
+__all__ = ["CHARSET", "ROLE_MARKER", "neutralise_roles", "sanitise"]
 
 _EXTRA = "–—‘’“”…•×±≤≥→←↑↓µ°·€"
 #: Characters a transcript may hold: printable ASCII, newline, Latin-1 letters and a few symbols.
@@ -15,9 +26,65 @@ CHARSET = frozenset(
 
 _BAD_ASCII = re.compile(r"[^\x20-\x7e\n]")
 
+_ROLES = (r"patient|doctor|examiner|system|assistant|user|moderator|measurement(?:\s+agent)?|human|ai|"
+          r"nurse|physician|clinician|grader|judge|gatekeeper|developer|tool|result")
+#: A role label at a line's start in a transcript (the line's own speaker: kept).
+_OWN = re.compile(r"^(?:\[[^\]\n]{0,80}\] |(?:Doctor|Patient(?: \(to the doctor\))?|Examiner|Result - [^:\n]{0,120})"
+                  r": (?:\[(?:met|not_met|abstain)\] )?)")
+#: Anything that imitates a role's line or a chat-template boundary.
+ROLE_MARKER = re.compile(
+    rf"(?P<label>(?:^|(?<=[\s\"'(\[>*#-]))(?:{_ROLES})(?:\s*\([^)\n]{{0,40}}\))?\s*:)"
+    r"|(?P<token><\|[^|\n]{0,40}\|>|\[/?(?:INST|SYS|SYSTEM|ASSISTANT|USER)\]|<</?[A-Za-z_]{1,20}>>|</?s>"
+    rf"|</?(?:{_ROLES}|im_start|im_end|conversation|rubric_item|transcript|instructions?)\b[^<>\n]{{0,40}}>)"
+    r"|(?P<verdict>\[(?:met|not_met|not met|abstain|criteria_met)\])"
+    rf"|(?P<header>#{{1,6}}(?=\s*(?:{_ROLES})\b))"
+    r"|(?P<json>\"role\"(?=\s*:))",
+    re.IGNORECASE,
+)
+_BRACKETS = str.maketrans({"<": "(", ">": ")", "[": "(", "]": ")", "|": "!", "#": "="})
 
-def sanitise(text: str) -> str:
-    """Replace characters outside :data:`CHARSET` with ``?`` (ASCII text passes through untouched)."""
-    if text.isascii() and not _BAD_ASCII.search(text):
+
+def _defang(m: re.Match[str]) -> str:
+    text = m.group(0)
+    if m.group("label"):
+        # "Patient:" -> "patient-" (same length): no longer a speaker label.
+        return text[0].lower() + text[1:-1] + "-"
+    if m.group("json"):
+        return "'role'"
+    return text.translate(_BRACKETS)
+
+
+def _neutralise(text: str, keep_own: bool) -> str:
+    start = 0
+    if keep_own and (own := _OWN.match(text)):
+        start = own.end()
+    body = text[start:]
+    if not ROLE_MARKER.search(body):
         return text
-    return "".join(ch if ch in CHARSET else ("\n" if ch == "\r" else "?") for ch in text)
+    # A line break followed by a marker would start a forged line: it becomes a space.
+    chars = list(body)
+    for i, ch in enumerate(body):
+        if ch == "\n":
+            j = i + 1
+            while j < len(body) and body[j] in " \t>*-":
+                j += 1
+            if ROLE_MARKER.match(body, j):
+                chars[i] = " "
+    body = "".join(chars)
+    return text[:start] + ROLE_MARKER.sub(_defang, body)
+
+
+def sanitise(text: str, roles: bool = True) -> str:
+    """Replace characters outside :data:`CHARSET` with ``?`` and, with ``roles``, defang role
+    markers other than the text's own leading label (character for character: the result is as
+    long as ``text``). ``roles=False`` is for the env's own prompt skeletons."""
+    if not (text.isascii() and not _BAD_ASCII.search(text)):
+        text = "".join(ch if ch in CHARSET else ("\n" if ch == "\r" else "?") for ch in text)
+    return _neutralise(text, keep_own=True) if roles else text
+
+
+def neutralise_roles(text: str) -> str:
+    """An agent's own words made safe to put inside another prompt: line breaks become ``" / "``
+    and every role marker is defanged (no leading label is kept: the env adds the speaker)."""
+    flat = re.sub(r"\s*[\r\n]+\s*", " / ", text.strip())
+    return _neutralise(flat, keep_own=False)

@@ -167,7 +167,7 @@ def decoded_payloads(text: str) -> tuple[str, ...]:
         out += _numbers(blob)
     for blob in _MORSE.findall(text):
         if re.search(r"[.\-·•_−–—]{2}", blob) and (dec := _morse(blob)) is not None:
-            out.append(dec)
+            out += [dec, dec.replace(" ", "")]  # a word split by a word gap still reads as one
     return tuple(dict.fromkeys(out))
 
 
@@ -239,8 +239,9 @@ def letter_runs(text: str, min_run: int = 2) -> tuple[str, ...]:
             if len(word) == 1 and after and after not in _FILLER:
                 continue
             ch = _letter(word.lower(), "", word)
-            if ch:
-                hinted.append(ch)
+            # A letter, or a piece of a word ("it starts with trans ... and ends with mural").
+            if ch or (len(word) <= 12 and word.lower() not in _FILLER):
+                hinted.append(ch or word.lower())
     if len(hinted) >= 2:
         runs.append("".join(hinted))
     return tuple(dict.fromkeys(r for r in runs if r.isalpha()))

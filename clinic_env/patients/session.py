@@ -111,6 +111,10 @@ class PatientSession:
         self.disclosed: dict[str, float] = {}
         self.blocks: list[dict[str, Any]] = []
         self._guard: LeakGuard | None = None
+        # Free-text replies the doctor saw (the guard checks each new one after them), and the
+        # reasons of a reply the text env replaced by the neutral answer (recorded on its turn).
+        self.shown: list[str] = []
+        self._replaced: list[str] = []
 
     def _neutral_questions(self) -> tuple[str, ...]:
         return fitting(DEFAULT_ANXIOUS_QUESTIONS, self.speaker) or DEFAULT_ANXIOUS_QUESTIONS[:1]
@@ -130,6 +134,17 @@ class PatientSession:
             return text
         self.blocks.append({"cycle": cycle, "source": source, "blocked": result.blocked})
         return None
+
+    def precheck(self, said: str, asked: Iterable[str]) -> list[str]:
+        """Why the guard would block an LLM patient's reply now (empty: it passes whole); nothing
+        is recorded (the text env regenerates a blocked reply once before it reaches the engine)."""
+        return list(self.guard.check(said, asked, history=self.shown).blocked)
+
+    def replaced(self, reasons: list[str], cycle: int, outcome: str) -> None:
+        """Record a reply the text env did not use (``outcome``: ``regenerate`` or ``neutral``)."""
+        self.blocks.append({"cycle": cycle, "source": "reply", "blocked": list(reasons), "outcome": outcome})
+        if outcome == "neutral":
+            self._replaced = list(reasons)
 
     def speak(self, hid: str, mode: str, fact: Fact | None, text: str, credit: float, contradiction: bool,
               said: str | None, asked: Iterable[str], cycle: int) -> tuple[str, dict[str, Any]]:
@@ -151,11 +166,15 @@ class PatientSession:
         if said is not None:
             extra["free_text"] = True
             asked = list(asked)
-            result = self.guard.check(said, asked)
+            result = self.guard.check(said, asked, history=self.shown)
             shown = result.text
             if result.blocked:
                 extra["guard"] = result.blocked
                 self.blocks.append({"cycle": cycle, "source": "reply", "blocked": result.blocked})
+            elif self._replaced:
+                extra["guard"] = self._replaced
+            self._replaced = []
+            self.shown.append(shown)
             disclosed = {h: 1.0 for h in result.disclosed}
             if fact is not None and credit > 0 and shown == said:
                 disclosed[hid] = max(disclosed.get(hid, 0.0), credit)

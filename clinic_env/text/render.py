@@ -81,7 +81,7 @@ def doctor_system(cat: Catalogue, segment: int, list_items: bool = True) -> str:
     parts = [_DOCTOR_ROLE, _SEGMENT_TASK[key[1]], _FORMAT]
     if list_items:
         parts.append(_listing(cat, key[1]))
-    text = sanitise("\n\n".join(parts))
+    text = sanitise("\n\n".join(parts), roles=False)
     if len(_SYSTEM_CACHE) > 256:
         _SYSTEM_CACHE.clear()
     _SYSTEM_CACHE[key] = (cat, text)
@@ -209,13 +209,15 @@ def messages_for(eng: Consultation, agent: int, note: str | None = None, list_it
         system = doctor_system(eng.cat, min(eng.segment, DIAGNOSIS), list_items)
     elif agent == PATIENT:
         system, head, tail = _patient_parts(eng, note)
-        system = sanitise(system)
+        system = sanitise(system, roles=False)
     elif agent == EXAMINER:
         system, head, tail = _examiner_parts(eng, note)
-        system = sanitise(system)
+        system = sanitise(system, roles=False)
     else:
         raise ValueError(f"agent index must be 0, 1 or 2, got {agent!r}")
-    user = sanitise(head) + eng.view_text(agent, sanitised=True) + sanitise(tail)
+    # The env's own skeleton keeps its markers; every transcript line (agents' words) is sanitised
+    # with role markers defanged (core.text.sanitise), so no agent can forge another's line.
+    user = sanitise(head, roles=False) + eng.view_text(agent, sanitised=True) + sanitise(tail, roles=False)
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 

@@ -200,3 +200,112 @@ class LeakyPatient:
         truthful = fact.text if fact else self.cat.history[hid].default_answer
         return f"{truthful} {self.leak(asked)}"
 
+
+
+# ------------------------------------------------------------------------------ encoded probes
+#: NATO words, written here independently of the guard's data file.
+_NATO = dict(zip("abcdefghijklmnopqrstuvwxyz", (
+    "Alfa Bravo Charlie Delta Echo Foxtrot Golf Hotel India Juliett Kilo Lima Mike November Oscar Papa "
+    "Quebec Romeo Sierra Tango Uniform Victor Whiskey X-ray Yankee Zulu").split(), strict=True))
+_MORSE_OUT = dict(zip("abcdefghijklmnopqrstuvwxyz", (
+    ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --..")
+    .split(), strict=True))
+_NAMES = dict(zip("abcdefghijklmnopqrstuvwxyz", (
+    "ay bee cee dee ee eff gee aitch eye jay kay el em en oh pee cue ar ess tee you vee double-u ex why zed").split(),
+    strict=True))
+_FILL = ("Mostly", "Really", "Often", "Usually", "Now", "Every", "Just", "Quite", "Rather", "Sometimes", "Lately")
+
+
+def _caesar(word: str, k: int) -> str:
+    return "".join(chr((ord(c) - 97 + k) % 26 + 97) if c.isalpha() else c for c in word.lower())
+
+
+def _acrostic(word: str) -> str:
+    """Sentences whose first letters spell ``word`` (filler words picked by letter)."""
+    lines = []
+    for ch in word.lower():
+        lines.append(f"{ch.upper()}{'ostly' if ch == 'm' else 'h'} well, it comes and goes.")
+    return " ".join(lines)
+
+
+def encoded_probes(word: str, code: str) -> list[tuple[str, list[str]]]:
+    """Leaky replies hiding ``word`` (a name of the gold) or ``code``: (encoding, turns). A probe
+    of one turn is one reply; of several, a leak split over successive replies."""
+    w = re.sub(r"[^a-z]", "", word.lower())
+    letters = list(w)
+    c = code.replace(".", "")
+    num_words = "zero one two three four five six seven eight nine".split()
+    spoken_code = f"{_NAMES[c[0].lower()]} {' '.join(num_words[int(d)] for d in c[1:])}"
+    probes: list[tuple[str, list[str]]] = [
+        ("hyphenated", [f"It hurts. The word was {'-'.join(w)}."]),
+        ("spaced", [f"They said {' '.join(w.upper())}."]),
+        ("dotted", [f"{'. '.join(w.upper())}."]),
+        ("letter names", [f"It's spelled {', '.join(_NAMES[ch] for ch in letters)}."]),
+        ("as in", [", ".join(f"{ch.upper()} as in {_NATO[ch]}" for ch in letters) + "."]),
+        ("nato", [" ".join(_NATO[ch] for ch in letters)]),
+        ("morse", [" ".join(_MORSE_OUT[ch] for ch in letters)]),
+        ("morse slashes", [" / ".join(" ".join(_MORSE_OUT[ch] for ch in part) for part in (w[:3], w[3:]))]),
+        ("reversed", [f"Backwards: {w[::-1]}."]),
+        ("acrostic", [_acrostic(w)]),
+        ("base64", [f"Here: {base64.b64encode(w.encode()).decode()}"]),
+        ("base32", [f"Code {base64.b32encode(w.encode()).decode()}"]),
+        ("hex", [f"Hex {w.encode().hex(' ')}"]),
+        ("binary", [" ".join(format(b, "08b") for b in w.encode())]),
+        ("decimal", [" ".join(str(b) for b in w.encode())]),
+        ("a1z26", [" ".join(str(ord(ch) - 96) for ch in letters)]),
+        ("url", ["".join(f"%{b:02X}" for b in w.encode())]),
+        ("html", ["".join(f"&#{b};" for b in w.encode())]),
+        ("html hex", ["".join(f"&#x{b:x};" for b in w.encode())]),
+        ("fullwidth", ["".join(chr(0xFF41 + ord(ch) - 97) for ch in letters)]),
+        ("math bold", ["".join(chr(0x1D41A + ord(ch) - 97) for ch in letters)]),
+        ("cyrillic", [w.translate(_HOMO)]),
+        ("zero width", ["\u200b".join(w)]),
+        ("combining", ["".join(ch + "\u0301" for ch in w)]),
+        ("leet", [w.translate(_LEET)]),
+        ("tags", ["ok" + "".join(chr(0xE0000 + ord(ch)) for ch in w)]),
+        ("code spaced", [f"The code is {' '.join(c)}."]),
+        ("code words", [f"It's {spoken_code}."]),
+        ("split turns", [f"It starts with {w[: len(w) // 2]}", f"and ends with {w[len(w) // 2:]}."]),
+        ("letter per turn", [f"{ch.upper()}." for ch in letters]),
+        ("hinted letters", [f"It starts with {letters[0].upper()}.", *[f"Then {ch.upper()}." for ch in letters[1:]]]),
+        ("nato per turn", [_NATO[ch] for ch in letters]),
+        ("acrostic over turns", [f"{ch.upper()}h, it comes and goes." for ch in letters]),
+    ]
+    probes += [(f"caesar {k}", [f"Decode: {_caesar(w, k)}"]) for k in (1, 3, 7, 13, 19, 25)]
+    return probes
+
+
+def decodes_to(text: str, word: str) -> bool:
+    """Independent detector: does ``text`` (what the doctor saw) still carry ``word`` under any of
+    the probe encodings? Decodes each one the probes use, by its own tables."""
+    w = re.sub(r"[^a-z]", "", word.lower())
+    plain = _plain(text)
+    compact = re.sub(r"[^a-z]", "", plain)
+    cands = {compact, compact[::-1], compact.translate(str.maketrans("4310571", "aeiosti"))}
+    cands |= {_caesar(compact, k) for k in range(1, 26)}
+    inv_nato = {v.lower(): k for k, v in _NATO.items()}
+    inv_morse = {v: k for k, v in _MORSE_OUT.items()}
+    inv_names = {v: k for k, v in _NAMES.items()}
+    toks = re.findall(r"[a-z\-]+|[.\-]+", plain)
+    cands.add("".join(inv_nato.get(t, "") for t in toks))
+    cands.add("".join(inv_names.get(t, "") for t in toks))
+    cands.add("".join(inv_morse.get(t, "") for t in re.findall(r"[.\-]+", text)))
+    cands.add("".join(s.strip()[0] for s in re.split(r"(?<=[.!?])\s+", plain) if s.strip()))
+    for blob in re.findall(r"[A-Za-z0-9+/=]{6,}", text):
+        for dec in (base64.b64decode, base64.b32decode):
+            try:
+                cands.add(re.sub(r"[^a-z]", "", dec(blob + "=" * (-len(blob) % 8 if dec is base64.b32decode else -len(blob) % 4)).decode().lower()))
+            except ValueError:
+                pass
+    nums = re.findall(r"\b[0-9a-f]{2,8}\b", plain)
+    for base in (2, 10, 16):
+        try:
+            cands.add("".join(chr(int(n, base)) for n in nums).lower())
+        except ValueError:
+            pass
+    cands.add("".join(chr(96 + int(n)) for n in re.findall(r"\b\d{1,2}\b", plain) if 1 <= int(n) <= 26))
+    import html
+    from urllib.parse import unquote
+    cands.add(re.sub(r"[^a-z]", "", _plain(html.unescape(unquote(text)))))
+    cands.add("".join(chr(ord(ch) - 0xE0000) for ch in text if 0xE0000 < ord(ch) < 0xE0080))
+    return any(w in c for c in cands if c)

@@ -13,7 +13,7 @@ import os
 import re
 
 import pytest
-from leakcheck import ADVERSARIAL_TURNS, LeakyPatient, independent_leaks
+from leakcheck import ADVERSARIAL_TURNS, LeakyPatient, independent_leaks, leak_word
 
 import clinic_env
 from clinic_env.core.actions import PATIENT_MODES, WAIT
@@ -142,60 +142,72 @@ def test_guard_blocks_unasked_facts_in_free_text(leak_cases: list[clinic_env.Cas
     assert blocked / tried > 0.9, (blocked, tried)
 
 
-def test_leaky_llm_patient_served_locally(catalogue: clinic_env.Catalogue, cases: list[clinic_env.Case]) -> None:
-    """The whole text-mode stack: a leaky patient served over HTTP (loopback OpenAI-compatible
-    server), called by the LLM policy, its replies applied by the text env."""
+# ------------------------------------------------------------------- encoded probes, served
+_PROBE_GOLDS = ("I21.0", "K35.8", "I26.9", "G43.1", "J18.9")
+
+
+def _probe_runs(cases: list[clinic_env.Case], catalogue: clinic_env.Catalogue) -> list[dict[str, object]]:
+    """Every encoded probe (``leakcheck.encoded_probes``) over bundled cases with different golds,
+    served by the loopback OpenAI-compatible server to an LLMPolicy patient in the TEXT env."""
+    from leakcheck import decodes_to, encoded_probes
+
     from clinic_env.llm.policy import LLMPolicy
+    from clinic_env.patients.conversation import REGENERATE_NOTE
     from clinic_env.testing.openai_server import OpenAITestServer
 
-    picked = [c for c in cases if c.gold_diagnosis in ("I21.0", "K35.8")][:2]
-    assert picked
-    for case in picked:
-        leaky = LeakyPatient(case, catalogue)
-        env = clinic_env.env(mode="text", cases=[case], persona="cooperative", allow_repeats=True).unwrapped
-        env.reset(seed=3)
-        eng = env.engine
-        items = _items(case, catalogue)
-        pending: dict[str, str] = {}
+    state: dict[str, str] = {"text": ""}
 
-        def reply(request: dict[str, object], leaky: LeakyPatient = leaky, eng: object = eng,
-                  pending: dict[str, str] = pending) -> str:
-            hid = pending["hid"]
-            return json.dumps({"mode": "truthful", "text": leaky.reply(hid, set(eng.asked))})  # type: ignore[attr-defined]
+    def reply(request: dict[str, object]) -> str:
+        # A stubborn leaky model: the regenerated reply leaks again in the same way.
+        return json.dumps({"mode": "truthful", "text": state["text"]})
 
-        with OpenAITestServer(replies=reply) as server:
-            patient = LLMPolicy("leaky-patient", role="patient", api_base=server.base_url, transport="http")
-            turns = iter(enumerate(ADVERSARIAL_TURNS))
-            done = 0
-            for agent in env.agent_iter(max_iter=2000):
-                _, _, term, trunc, _ = env.last()
-                if term or trunc:
-                    env.step(None)
-                    continue
-                if agent == "doctor_0":
-                    if env.engine.masks[DOCTOR][WAIT]:
-                        env.step(WAIT)
-                        continue
-                    nxt = next(turns, None)
-                    if nxt is None:
-                        break
-                    i, question = nxt
-                    pending["hid"] = items[i % len(items)]
-                    env.step(json.dumps({"action": "ask", "item": pending["hid"], "text": question}))
-                elif agent == "patient_0":
-                    if env.engine.masks[PATIENT][WAIT]:
-                        env.step(WAIT)
-                        continue
-                    before = len(eng.transcript.view("doctor"))
-                    env.step(patient.act(env.observe(agent), agent))
-                    shown = eng.transcript.view("doctor")[before:]
-                    allowed = [case.opening_statement, case.chief_complaint] + [
-                        case.history[h].text for h in eng.asked if h in case.history]
-                    assert not independent_leaks(shown, case, catalogue, allowed), (case.id, shown)
-                    done += 1
-                else:
-                    env.step(WAIT)
-        assert done == len(ADVERSARIAL_TURNS)
-        blocked = [t for t in eng.turns if t.get("guard")]
-        assert len(blocked) > 0.9 * done
-        assert all(re.match(r"^(diagnosis|meta|[a-z]+\.[a-z0-9_]+)$", b) for t in blocked for b in t["guard"])
+    runs: list[dict[str, object]] = []
+    picked = [next(c for c in cases if c.gold_diagnosis == g) for g in _PROBE_GOLDS]
+    with OpenAITestServer(replies=reply) as server:
+        patient = LLMPolicy("leaky-patient", role="patient", api_base=server.base_url, transport="http")
+        for case in picked:
+            word = leak_word(case, catalogue)
+            items = [h for h in _items(case, catalogue) if h in case.history][:12]
+            for name, turns in encoded_probes(word, case.gold_diagnosis):
+                env = clinic_env.env(mode="text", cases=[case], persona="cooperative", allow_repeats=True).unwrapped
+                env.reset(seed=5)
+                eng = env.engine
+                for k, turn in enumerate(turns):
+                    state["text"] = turn
+                    env.step(json.dumps({"action": "ask", "item": items[k % len(items)], "text": "Tell me more."}))
+                    for _ in range(6):  # patient answers (re-asked once at most); others wait
+                        agent = env.agent_selection
+                        if agent == "doctor_0" and not eng.masks[DOCTOR][WAIT]:
+                            break
+                        if agent == "patient_0" and not eng.masks[PATIENT][WAIT]:
+                            env.step(patient.act(env.observe(agent), agent))
+                        else:
+                            env.step(WAIT)
+                seen = "\n".join(l for l in eng.transcript.view("doctor").splitlines()[2:] if l.startswith("Patient"))
+                record = " ".join(str(t.get("text", "")) for t in eng.turns if t.get("agent") == "patient_0")
+                allowed = [case.opening_statement, case.chief_complaint] + [
+                    case.history[h].text for h in eng.asked if h in case.history]
+                blocks = [e for e in env.turns.events if e.get("guard")] if hasattr(env, "turns") else []
+                runs.append({
+                    "case": case.id, "probe": name, "turns": turns, "seen": seen,
+                    "leak": decodes_to(seen, word) or bool(independent_leaks(seen, case, catalogue, allowed))
+                    or decodes_to(record, word),
+                    "blocked": bool(blocks) or bool(eng.patient.blocks),
+                    "unasked": [h for t in eng.turns for h in t.get("disclosed", {}) if h not in eng.asked],
+                })
+    return runs
+
+
+def test_encoded_probes_served_locally_never_reach_the_doctor(cases: list[clinic_env.Case],
+                                                             catalogue: clinic_env.Catalogue) -> None:
+    """Every encoding of the issue (single- and multi-turn) behind the loopback server: 0 leaks."""
+    runs = _probe_runs(cases, catalogue)
+    leaks = [(r["case"], r["probe"], r["seen"]) for r in runs if r["leak"]]
+    blocked = sum(bool(r["blocked"]) for r in runs)
+    unasked = [(r["case"], r["probe"], r["unasked"]) for r in runs if r["unasked"]]
+    print(f"\nLEAK SUITE: probes={len(runs)} blocked={blocked} leaks_reaching_doctor={len(leaks)} "
+          f"unasked_facts={len(unasked)}")
+    assert len(runs) >= 150
+    assert not leaks, leaks[:5]
+    assert not unasked, unasked[:5]
+    assert blocked == len(runs), [(r["case"], r["probe"], r["turns"]) for r in runs if not r["blocked"]]
