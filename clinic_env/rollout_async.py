@@ -176,8 +176,8 @@ async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, 
             step(env, WAIT) if agent != AGENTS[2] else env.step(WAIT)
             continue
         obs = ConsultationEnv.observe(env, agent) if plain[agent] else env.observe(agent)
-        made, first_turn = len(sink) if sink is not None else 0, len(env.engine.turns)
-        segment = SEGMENTS[min(env.engine.segment, 3)]
+        if sink is not None:
+            made, first_turn, segment = len(sink), len(env.engine.turns), SEGMENTS[min(env.engine.segment, 3)]
         try:
             action = await _act(policies[agent], obs, agent)
         except LLMCallError as exc:

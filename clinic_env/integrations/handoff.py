@@ -103,8 +103,8 @@ def group_steps(records: Sequence[EpisodeRecord], advantages: Sequence[str] = AD
     totals = [float(r.totals.get("reward", 0.0)) for r in records]
     if "grpo" in advantages:
         g = grpo_advantages(totals, eps, clip)
-        for i, s in enumerate(steps):
-            for a in adv[i][:len(s)]:
+        for i in range(len(steps)):
+            for a in adv[i]:
                 a["grpo"] = float(g[i])
     if "no_std" in advantages:
         d = np.asarray(no_std_advantages(totals))
