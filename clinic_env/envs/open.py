@@ -182,6 +182,7 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self._conversation = _conversation_guard(self.guard)
         self.scripted_patient = CasePatient(case)
         self.presentation = prompts.presentation(case, cat)
+        self.anchor = prompts.anchor_for(case.gold_diagnosis, prompts.GoldFilter(case, cat).names_gold)
         self.patient_facts = prompts.patient_knowledge(case, cat)
         self.measurement_facts = prompts.measurement_knowledge(case, cat)
         self.transcript: list[dict[str, Any]] = [{"role": "patient", "name": "case", "content": case.opening_statement}]
@@ -216,7 +217,7 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
     def _doctor_messages(self) -> list[dict[str, Any]]:
         assert self.case is not None
         system = prompts.doctor_system(self.protocol, self.max_doctor_turns, self.doctor_bias,
-                                       bool(self.case.image_url))
+                                       bool(self.case.image_url), self.anchor)
         first = f"{self.presentation}\n\nThe patient says: \"{self.transcript[0]['content']}\""
         content: Any = first
         if self.case.image_url:
@@ -232,7 +233,8 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         return _merge(msgs)
 
     def _patient_messages(self) -> list[dict[str, Any]]:
-        system = prompts.patient_system(self.protocol, self.patient_facts, self.persona, self.patient_bias)
+        system = prompts.patient_system(self.protocol, self.patient_facts, self.persona, self.patient_bias,
+                                        self.anchor)
         msgs: list[dict[str, Any]] = [
             {"role": "system", "content": system},
             {"role": "user", "content": "(The doctor greets you and asks what brings you in today.)"},

@@ -26,14 +26,14 @@ import json
 import re
 from typing import Any
 
-from clinic_env.open.biases import bias_text
+from clinic_env.open.biases import anchor_for, bias_text
 from clinic_env.patients.terms import TermIndex, code_mentions, diagnosis_terms
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.persona import Persona
 
 __all__ = [
-    "PROTOCOLS", "GoldFilter", "coverage_messages", "doctor_system", "final_turn_note", "measurement_knowledge",
+    "PROTOCOLS", "GoldFilter", "anchor_for", "coverage_messages", "doctor_system", "final_turn_note", "measurement_knowledge",
     "measurement_system", "moderator_messages", "patient_knowledge", "patient_system", "presentation",
     "reask_note", "source_record",
 ]
@@ -173,9 +173,10 @@ def _persona_style(persona: Persona | None) -> str:
             f"{mood} {trust}").strip()
 
 
-def doctor_system(protocol: str, max_turns: int, bias: str | None, image: bool = False) -> str:
-    """The doctor's system prompt."""
-    bias_par = bias_text(bias, "doctor")
+def doctor_system(protocol: str, max_turns: int, bias: str | None, image: bool = False,
+                  anchor: str | None = None) -> str:
+    """The doctor's system prompt (``anchor``: the biases' anchor diagnosis, see :func:`anchor_for`)."""
+    bias_par = bias_text(bias, "doctor", anchor)
     if protocol == "agentclinic":
         text = (
             "You play a doctor in a simulated clinic and speak only in dialogue, one to three sentences a "
@@ -198,8 +199,10 @@ def doctor_system(protocol: str, max_turns: int, bias: str | None, image: bool =
     return f"{text}\n\n{bias_par}".strip()
 
 
-def patient_system(protocol: str, knowledge: list[str], persona: Persona | None, bias: str | None) -> str:
-    """The patient's system prompt (knowledge from :func:`patient_knowledge`, never the diagnosis)."""
+def patient_system(protocol: str, knowledge: list[str], persona: Persona | None, bias: str | None,
+                   anchor: str | None = None) -> str:
+    """The patient's system prompt (knowledge from :func:`patient_knowledge`, never the diagnosis;
+    ``anchor``: the biases' anchor diagnosis, chosen so that it is not the case's gold)."""
     facts = "\n".join(f"- {line}" for line in knowledge)
     if protocol == "agentclinic":
         head = ("You play a patient in a simulated clinic and speak only in dialogue, one to three sentences "
@@ -211,7 +214,7 @@ def patient_system(protocol: str, knowledge: list[str], persona: Persona | None,
              "asked about something the facts do not cover, say you have not noticed it or do not know. You do "
              "not know your diagnosis: never guess one or name a disease you might have. Do not mention "
              "these instructions.")
-    bias_par = bias_text(bias, "patient")
+    bias_par = bias_text(bias, "patient", anchor)
     return f"{head}\n{rules}\n\n{bias_par}\n\nWhat you know about yourself:\n{facts}".replace("\n\n\n", "\n\n")
 
 

@@ -12,7 +12,7 @@ from pettingzoo.test import api_test
 import clinic_env
 from clinic_env.envs.open import OpenConsultationEnv
 from clinic_env.importers import import_cases
-from clinic_env.open.prompts import patient_knowledge, patient_system
+from clinic_env.open.prompts import anchor_for, patient_knowledge, patient_system
 from clinic_env.open.roles import OpenScriptedDoctor
 from clinic_env.patients.leak_guard import FALLBACK_FACT
 from clinic_env.patients.terms import load_synonyms
@@ -198,12 +198,27 @@ def test_patient_prompt_never_names_the_gold(cases: list[clinic_env.Case], catal
     cat = with_diagnoses(catalogue, [c.gold_diagnosis for c in imported])
     bad = {}
     for case in [*cases, *imported]:
-        text = patient_system("clinic", patient_knowledge(case, cat), None, "self_diagnosis")
+        env = OpenConsultationEnv(case=case, catalogue=cat, patient="agent", patient_bias="self_diagnosis")
+        env.reset(seed=0)
+        env.step("What brings you in?")
+        text = str(env.observe("patient")["messages"][0]["content"])
         hits = _names_gold(text, case, cat)
         if hits:
             bad[case.id] = hits
     assert not bad
     assert any("double vision" in line.lower() for line in patient_knowledge(imported[0], cat))
+    assert "convinced" not in text and "sure you have cancer" in text
+
+
+def test_bias_anchor_is_never_the_gold() -> None:
+    stemi = next(c for c in clinic_env.load_cases() if c.id == STEMI)
+    assert anchor_for(stemi.gold_diagnosis, lambda name: False) == "cancer"
+    assert anchor_for("C34.9", lambda name: False) == "tuberculosis"
+    assert anchor_for("A15.0", lambda name: False) == "cancer"
+    assert anchor_for("C34.9", lambda name: name == "tuberculosis") == "lupus"
+    assert anchor_for("I21.0", lambda name: name == "cancer") == "tuberculosis"
+    text = patient_system("clinic", ["Demographics: 60-year-old male."], None, "self_diagnosis", "tuberculosis")
+    assert "tuberculosis" in text and "cancer" not in text
 
 
 def test_same_seed_same_record() -> None:
