@@ -28,10 +28,50 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from clinic_env.competition.tournament import TournamentResult
+from clinic_env.competition.tournament import Backend, TournamentResult
 from clinic_env.schema.case import Case
 
-__all__ = ["finish", "load_library", "play_tournament", "private_library", "register", "source_of", "tournament"]
+__all__ = ["backend_of", "finish", "load_library", "play_tournament", "private_library", "ray_session", "register",
+           "source_of", "tournament"]
+
+#: The ``--backend``, ``--address`` and ``--workers`` options of ``run`` and ``tournament``.
+BackendOpt = Annotated[str, typer.Option("--backend", help="Where episodes play: local (this process) or ray "
+                                         "(Ray actors; needs the clinic-env[ray] extra).")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="--backend ray: the Ray cluster to join "
+                                                   "(default $RAY_ADDRESS, else a local Ray with --workers CPUs).")]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", min=1, help="--backend ray: actors to start "
+                                                   "(default: one per CPU Ray has).")]
+
+
+@contextmanager
+def ray_session(runner: Optional[Backend]) -> Iterator[None]:
+    """One Ray session around several plays with a Ray ``runner`` (nothing for the local backend);
+    exits 2 when Ray cannot start or the cluster cannot be reached."""
+    if runner is None:
+        yield
+        return
+    from clinic_env.rollout_backends import BackendError
+    from clinic_env.rollout_backends.ray_pool import RaySession
+
+    session = RaySession(getattr(runner, "address", None), getattr(runner, "workers", None))
+    try:
+        session.open()
+    except BackendError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        yield
+    finally:
+        session.close()
+
+
+def backend_of(name: str, address: Optional[str], workers: Optional[int]) -> Optional[Backend]:
+    """The backend of ``--backend/--address/--workers`` (None: local); exits 2 on bad options or a missing extra."""
+    from clinic_env.rollout_backends import BackendError, make_backend
+
+    try:
+        return make_backend(name, address=address, workers=workers)
+    except BackendError as exc:
+        raise _fail(str(exc)) from None
 
 
 def load_library(cases: Optional[Path], split: Optional[str]) -> list[Case]:
@@ -151,10 +191,12 @@ def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Pat
                     seed: int, resume: bool, env_kwargs: Mapping[str, Any], isolate: Optional[bool],
                     move_timeout_s: float = 5.0, memory_mb: int = 1024,
                     source: Optional[Mapping[str, Any]] = None, private: Optional[Mapping[str, Any]] = None,
-                    private_paths: Sequence[Path] = (), keep_cases: bool = False) -> TournamentResult:
+                    private_paths: Sequence[Path] = (), keep_cases: bool = False,
+                    backend: Optional[Backend] = None) -> TournamentResult:
     """Run the tournament with a progress bar; exit 2 on usage errors and 130/143 when interrupted.
     ``source`` (``cases``, ``split``) goes into the summary's arguments with the command line;
-    ``private``, ``private_paths`` and ``keep_cases`` as in :func:`~clinic_env.competition.run_tournament`.
+    ``private``, ``private_paths``, ``keep_cases`` and ``backend`` as in
+    :func:`~clinic_env.competition.run_tournament`; a Ray backend's worker deaths are reported on stderr.
 
     Failed episodes do not exit here: the caller prints and decides (``run`` still has LLM doctors to play).
     """
@@ -181,7 +223,8 @@ def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Pat
                                   resume=resume, allow_failures=False, env_kwargs=env_kwargs, isolate=isolate,
                                   move_timeout_s=move_timeout_s, memory_mb=memory_mb, on_start=started,
                                   on_episode=lambda _r: progress.advance(task), metadata={"argv": sys.argv[1:], **(source or {})},
-                                  private=private, private_paths=private_paths, keep_cases=keep_cases)
+                                  private=private, private_paths=private_paths, keep_cases=keep_cases,
+                                  backend=backend)
         except EpisodesFailedError as exc:
             return exc.result
         except DataError as exc:
@@ -194,6 +237,15 @@ def play_tournament(doctors: Sequence[str], library: Sequence[Case], *, out: Pat
         except KeyboardInterrupt:
             typer.echo(f"interrupted; continue with the same arguments and --resume (records in {out})", err=True)
             raise typer.Exit(130) from None
+        finally:
+            _print_worker_deaths(backend)
+
+
+def _print_worker_deaths(backend: Optional[Backend]) -> None:
+    stats = getattr(backend, "stats", None)
+    if stats is not None and stats.deaths:
+        typer.echo(f"ray: {stats.deaths} worker(s) died; {stats.retried} episode(s) played again on another worker, "
+                   f"{stats.lost} lost twice (recorded as failed)", err=True)
 
 
 def finish(result: TournamentResult, allow_failures: bool, failures: Optional[Mapping[str, int]] = None) -> None:
@@ -234,10 +286,15 @@ def tournament(
         "(default: all).")] = None,
     private: Annotated[bool, typer.Option("--private", help="With --cases: the cases are private: make them and the "
                                           "run folder owner-only, and keep the doctors' processes out.")] = False,
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Play every case with every doctor on shared seeds and personas (paired), writing each episode
     to OUT/results.jsonl as it finishes; --resume continues a killed run. Exit 1 when episodes failed.
-    Private cases: --private-generated N, or --cases PATH --private (see docs/COMPETITIONS.md)."""
+    Private cases: --private-generated N, or --cases PATH --private (see docs/COMPETITIONS.md).
+    --backend ray spreads the episodes over Ray actors (docs/SCALING.md); the results are the same."""
+    runner = backend_of(backend, address, workers)
     about: Optional[dict[str, Any]] = None
     hidden: list[Path] = []
     if private_generated is not None:
@@ -256,7 +313,7 @@ def tournament(
     result = play_tournament(doctor, library, out=out, episodes_per_case=episodes_per_case, seed=seed, resume=resume,
                              env_kwargs=env_kwargs, isolate=isolate, move_timeout_s=move_timeout, memory_mb=memory_mb,
                              source=source_of(cases, split), private=about, private_paths=hidden,
-                             keep_cases=private_generated is not None)
+                             keep_cases=private_generated is not None, backend=runner)
     finish(result, allow_failures)
 
 
