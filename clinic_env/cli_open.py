@@ -287,13 +287,15 @@ def _summary(records: Sequence[EpisodeRecord], *, status: str, arguments: Mappin
 
 # ------------------------------------------------------------------------------------ the run
 
-def run_open(library: Sequence[Case], doctors: Sequence[str], *, roles: Mapping[str, Optional[str]],
+def run_open(cases: Optional[Path], split: Optional[str], case_format: str, doctors: Sequence[str], *,
+             roles: Mapping[str, Optional[str]],
              protocol: Optional[str], max_doctor_turns: Optional[int], doctor_bias: Optional[str],
              patient_bias: Optional[str], api_base: Optional[str], role_api_base: Mapping[str, Optional[str]],
              out: Path, episodes_per_case: int, seed: int, concurrency: int, timeout: float,
              persona: Optional[str], allow_failures: bool, source: Mapping[str, Optional[str]]) -> None:
-    """Play ``library`` in open mode with each doctor, write the run folder, print the accuracy
-    table and the failures; exit 1 on failed episodes unless ``allow_failures``, 2 on usage errors."""
+    """Play the cases (:func:`load_run_cases`, read once the options are checked) in open mode with
+    each doctor, write the run folder, print the accuracy table and the failures; exit 1 on failed
+    episodes unless ``allow_failures``, 2 on usage errors."""
     import asyncio
 
     from rich.progress import Progress
@@ -315,6 +317,7 @@ def run_open(library: Sequence[Case], doctors: Sequence[str], *, roles: Mapping[
         _check_spec(f"--{role}", settings.roles[role], (SCRIPTED_ROLES[role],), _base_of(bases, role))
     _check_bias("doctor", settings.doctor_bias)
     _check_bias("patient", settings.patient_bias)
+    library = load_run_cases(cases, split, case_format)
     out.mkdir(parents=True, exist_ok=True)
     if (out / RESULTS).exists() and (out / RESULTS).stat().st_size:
         raise _fail(f"{out} already holds a run ({RESULTS}); give another --out")
