@@ -24,6 +24,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from clinic_env.patients.disclosure import concepts
 from clinic_env.patients.encodings import decoded_payloads, spoken_codes
 from clinic_env.patients.normalise import STOPWORDS, TextViews, content_tokens, views, word_set
 from clinic_env.patients.terms import (
@@ -154,6 +155,12 @@ class LeakGuard:
         self.fact_words = {h: [set(content_tokens(t)) for t in (case.history[h].text, *split_sentences(case.history[h].text))]
                            for h in self.facts}
         self.cues = {h: _fact_cues(h, catalogue) for h in self.facts}
+        # The same facts as concepts (paraphrases: lay synonyms, numbers in words, stems), less
+        # what the opening already told the doctor.
+        known = concepts(" ".join([case.opening_statement, case.chief_complaint]))
+        self.fact_concepts = {h: [c - known for c in map(concepts, (case.history[h].text,
+                                                                  *split_sentences(case.history[h].text)))]
+                              for h in self.facts}
         self._term_index = TermIndex(self.terms)
         self._cue_owner = [(h, j) for h in self.facts for j in range(len(self.cues[h]))]
         self._cue_index = TermIndex([self.cues[h][j] for h, j in self._cue_owner], fuzzy=False)
@@ -209,13 +216,23 @@ class LeakGuard:
         words = {w for w in v.token_lists[0] if w not in STOPWORDS and len(w) > 2}
         # A sentence that only repeats the opening (known to the doctor) tells no new fact.
         novel = words - self._base_words
-        overlaps = ({h: o for h in self.facts if (o := self._overlap(words, h)) > 0}
+        said = concepts(sentence)
+        overlaps = ({h: o for h in self.facts if (o := max(self._overlap(words, h), self._paraphrase(said, h))) > 0}
                     if len(novel) > 0.2 * max(len(words), 1) else {})
         result = _Analysis(code, meta, terms, cues, overlaps)
         if len(self._cache) > 2048:
             self._cache.clear()
         self._cache[sentence] = result
         return result
+
+    def _paraphrase(self, said: frozenset[str], hid: str) -> float:
+        """Share of a fact's concepts a sentence repeats (3 at least, or all of a short fact's)."""
+        best = 0.0
+        for fact in self.fact_concepts[hid]:
+            common = len(said & fact)
+            if common >= 3 or (common >= 2 and len(fact) <= 3):
+                best = max(best, common / max(len(fact), 1))
+        return best
 
     def _has_code(self, text: str) -> bool:
         """Whether ``text`` gives the gold's ICD-10 category: written, in words, or encoded."""
