@@ -16,8 +16,10 @@ The doctor speaks freely. Its words go, in this order of precedence, to:
 **Agents** ``doctor``, ``patient``, ``examiner``. Each role is either played by the agent (its
 turn comes, the observation's ``task`` says what to do, ``step(text)`` answers) or built in:
 ``patient="case"`` (default) / ``"agent"``; ``measurement="case"`` / ``"agent"``;
-``moderator="icd10"`` / ``"agent"``; ``examiner="rubric"`` (coverage by parser mapping) /
-``"agent"``. Measurement, moderator and coverage tasks all fall to the ``examiner`` agent.
+``moderator="icd10"`` / ``"agent"``; ``examiner="rubric"`` (coverage by parser mapping, rubric
+items by their rule checks) / ``"agent"`` (one ``coverage`` call, then one ``grade`` call for the
+rubric items only an LLM can judge, when there are any). Measurement, moderator, coverage and
+grade tasks all fall to the ``examiner`` agent.
 
 **Observations** ``{"messages": (chat messages for that agent), "task": str}``. Messages are
 role-structured: the doctor sees the patient's replies and results as ``user`` messages and its
@@ -59,6 +61,7 @@ from clinic_env.open.grading import (
     find_diagnosis,
     find_test_request,
     icd10_verdict,
+    needs_judge,
     open_components,
     parse_coverage,
     parse_yes_no,
@@ -69,6 +72,7 @@ from clinic_env.open.roles import CasePatient, asked_items, case_result, resolve
 from clinic_env.patients.leak_guard import FALLBACK_FACT, LeakGuard
 from clinic_env.records import totals_from
 from clinic_env.schema.case import Case
+from clinic_env.schema.rubric import RubricItem
 from clinic_env.schema.vocabulary import map_diagnosis
 from clinic_env.text.parse import DEFAULT_MAX_CHARS, matcher_for
 
@@ -190,6 +194,8 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self.ordered: list[str] = []
         self._order_turn: dict[str, int] = {}
         self.rubric_counts: dict[str, int] = {}
+        self._judged: dict[int, bool] = {}
+        self._elicited: tuple[list[str], str] = ([], "parser")
         self.guard_log: list[dict[str, Any]] = []
         self.doctor_turns = 0
         self.diagnosis_text: str | None = None
@@ -278,7 +284,9 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
                 msgs.append({"role": "user", "content": self._reask})
             return _merge(msgs)
         dialogue = "\n".join(f"{e['role'].capitalize()}: {e['content']}" for e in self.transcript
-                             if e["role"] in ("doctor", "patient"))
+                             if e["role"] in ("doctor", "patient", "measurement"))
+        if self.task == "grade":
+            return prompts.grade_messages(dialogue, self.judge_items())
         return prompts.coverage_messages(dialogue, self.fact_texts())
 
     def fact_texts(self) -> dict[str, str]:
@@ -337,6 +345,8 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
             self._measurement(text)
         elif self.task == "moderator":
             self._moderator(text)
+        elif self.task == "grade":
+            self._grade(text)
         else:
             self._coverage(text)
         self._set_infos()
@@ -480,9 +490,28 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         ids = list(self.fact_texts())
         found = parse_coverage(text, ids)
         if found is None:
-            self._finish([h for h in self.asked if h in ids], "parser (examiner reply unreadable)")
+            self._elicited = ([h for h in self.asked if h in ids], "parser (examiner reply unreadable)")
         else:
-            self._finish([h for h in ids if h in found], "examiner")
+            self._elicited = ([h for h in ids if h in found], "examiner")
+        if self.judge_items():
+            self._select("examiner", "grade")
+        else:
+            self._finish(*self._elicited)
+
+    def rubric_items(self) -> tuple[RubricItem, ...]:
+        """The rubric of the episode: the case's items and the general banks given."""
+        assert self.case is not None
+        return (*self.case.rubric, *self.setup.general_rubric)
+
+    def judge_items(self) -> dict[str, str]:
+        """Rubric items only an LLM can judge (no rule check, not about the differential), by key ``rN``."""
+        return {f"r{i}": item.criterion for i, item in enumerate(self.rubric_items()) if needs_judge(item)}
+
+    def _grade(self, text: str) -> None:
+        found = parse_coverage(text, list(self.judge_items()))
+        if found is not None:
+            self._judged = {int(k[1:]): k in found for k in self.judge_items()}
+        self._finish(*self._elicited)
 
     def _finish(self, elicited: list[str], method: str) -> None:
         assert self.case is not None and self.verdict is not None
@@ -492,8 +521,8 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
                                        correct=v.correct, diagnosed=self._diagnosed)
         # A moderator's Yes to words with no code counts as the gold for the rubric's final-diagnosis checks.
         final = (v.code or (self.case.gold_diagnosis if v.correct else None)) if self._diagnosed else None
-        score, counts = rubric_result((*self.case.rubric, *self.setup.general_rubric), self.asked, self.ordered,
-                                      self._order_turn, parts["cost_usd"], final)
+        score, counts = rubric_result(self.rubric_items(), self.asked, self.ordered, self._order_turn,
+                                      parts["cost_usd"], final, self._judged)
         comps["rubric"] = score
         self.rubric_counts = counts
         self.parts = parts

@@ -18,15 +18,16 @@
 - Rubric (:func:`rubric_verdicts`): the case's rubric items whose rule check can be decided from an
   open transcript (questions asked, items requested, the final code; a request at doctor turn t
   counts as cycle 2t, a question and its answer being two cycles of the structured env). Items
-  with no rule check (they need an LLM judge) or about the differential (open mode keeps none) are
-  left unjudged, so they count in neither sum of the HealthBench score.
+  about the differential (open mode keeps none) are left unjudged, so they count in neither sum of
+  the HealthBench score; items with no rule check are judged by an LLM examiner when there is one
+  (one batched ``grade`` call), else left unjudged too.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from clinic_env.rewards.checks import EpisodeView, evaluate_check
@@ -45,7 +46,8 @@ from clinic_env.schema.rubric import Check, RubricItem
 from clinic_env.schema.vocabulary import map_diagnosis
 from clinic_env.text.parse import extract_json
 
-__all__ = ["Verdict", "find_diagnosis", "find_test_request", "icd10_verdict", "open_components", "parse_coverage",
+__all__ = ["Verdict", "find_diagnosis", "find_test_request", "icd10_verdict", "needs_judge", "open_components",
+           "parse_coverage",
            "parse_yes_no", "rubric_result", "rubric_verdicts", "split_test_names"]
 
 _DX = re.compile(r"\b(?:DIAGNOSIS\s+READY|FINAL\s+DIAGNOSIS)\s*[:\-]\s*(.+)", re.I)
@@ -241,6 +243,11 @@ def _about_differential(check: Check) -> bool:
     return op == "not" and _about_differential(arg)
 
 
+def needs_judge(item: RubricItem) -> bool:
+    """Whether only an LLM can judge ``item`` in open mode (no rule check, and not about the differential)."""
+    return item.check is None and not any(t == "segment:differential" for t in item.tags)
+
+
 def rubric_verdicts(items: Sequence[RubricItem], view: EpisodeView) -> dict[int, bool | None]:
     """Item index -> met / not met for the rule-checkable items, None for the others."""
     return {i: (evaluate_check(item.check, view) if item.check is not None and not _about_differential(item.check)
@@ -248,11 +255,17 @@ def rubric_verdicts(items: Sequence[RubricItem], view: EpisodeView) -> dict[int,
 
 
 def rubric_result(items: Sequence[RubricItem], asked: Sequence[str], ordered: Sequence[str],
-                  order_turn: dict[str, int], cost_usd: float, final_code: str | None) -> tuple[float, dict[str, int]]:
-    """The rubric component and its counts (met, not_met, failed = not judgeable here)."""
+                  order_turn: dict[str, int], cost_usd: float, final_code: str | None,
+                  judged: Mapping[int, bool] | None = None) -> tuple[float, dict[str, int]]:
+    """The rubric component and its counts (met, not_met, failed = not judgeable here); ``judged``
+    holds an LLM examiner's verdicts on the items :func:`needs_judge` flags."""
     view = EpisodeView(asked=list(asked), ordered=list(ordered), cost_usd=cost_usd, differential=[],
                        final_dx=final_code, order_cycle={k: 2 * t for k, t in order_turn.items()})
-    return rubric_score(items, rubric_verdicts(items, view))
+    verdicts = rubric_verdicts(items, view)
+    for i, met in (judged or {}).items():
+        if 0 <= i < len(items) and needs_judge(items[i]):
+            verdicts[i] = met
+    return rubric_score(items, verdicts)
 
 
 def coverage_json(elicited: Iterable[str]) -> str:

@@ -33,8 +33,8 @@ from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.persona import Persona
 
 __all__ = [
-    "PROTOCOLS", "GoldFilter", "anchor_for", "coverage_messages", "doctor_system", "final_turn_note", "measurement_knowledge",
-    "measurement_system", "moderator_messages", "patient_knowledge", "patient_system", "presentation",
+    "PROTOCOLS", "GoldFilter", "anchor_for", "coverage_messages", "doctor_system", "final_turn_note",
+    "grade_messages", "measurement_knowledge", "measurement_system", "moderator_messages", "patient_knowledge", "patient_system", "presentation",
     "reask_note", "source_record",
 ]
 
@@ -247,6 +247,16 @@ def coverage_messages(dialogue: str, facts: dict[str, str]) -> list[dict[str, An
     listed = "\n".join(f"{fid}: {text}" for fid, text in facts.items())
     user = f"Dialogue:\n{dialogue}\n\nFacts:\n{listed}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def grade_messages(dialogue: str, criteria: dict[str, str]) -> list[dict[str, Any]]:
+    """The examiner's rubric chat: which criteria the doctor met (one call for every item)."""
+    system = ("You grade a doctor's conduct in a medical consultation against a rubric. For each criterion, "
+              "decide whether the doctor met it in the dialogue below. Reply with a JSON object mapping each "
+              "criterion id to true or false, nothing else.")
+    listed = "\n".join(f"{cid}: {text}" for cid, text in criteria.items())
+    return [{"role": "system", "content": system},
+            {"role": "user", "content": f"Dialogue:\n{dialogue}\n\nCriteria:\n{listed}"}]
 
 
 def final_turn_note() -> str:

@@ -47,7 +47,7 @@ OPEN_ROLES = ("doctor", "patient", "measurement", "moderator", "examiner")
 SCRIPTED = {"doctor": "open-scripted", "patient": "case", "measurement": "case", "moderator": "icd10",
             "examiner": "rubric"}
 _TASK_ROLE = {"consult": "doctor", "answer": "patient", "measurement": "measurement", "moderator": "moderator",
-              "coverage": "examiner"}
+              "coverage": "examiner", "grade": "examiner"}
 _POLICY_ROLE = {"doctor": "doctor", "patient": "patient", "measurement": "examiner", "moderator": "examiner",
                 "examiner": "examiner"}
 

@@ -262,3 +262,25 @@ def test_bad_arguments_fail_clearly() -> None:
         OpenConsultationEnv(case=STEMI, protocol="other")
     with pytest.raises(ValueError, match="patient must be"):
         OpenConsultationEnv(case=STEMI, patient="llm")
+
+
+def test_llm_examiner_grades_the_items_only_an_llm_can_judge() -> None:
+    env = clinic_env.env(mode="open", case="pulm-acute-asthma", examiner="agent")
+    env.reset(seed=0)
+    tasks: list[str] = []
+
+    def examiner(obs: dict[str, Any]) -> str:
+        tasks.append(obs["task"])
+        keys = re.findall(r"^(r\d+):", str(obs["messages"][-1]["content"]), re.M)
+        return "{" + ", ".join(f'"{k}": true' for k in keys) + "}"
+
+    fields = play(env, lines("DIAGNOSIS READY: acute severe asthma"), {"coverage": examiner, "grade": examiner})
+    assert tasks == ["coverage", "grade"]
+    judged = env.unwrapped.judge_items()
+    assert len(judged) == 1 and "acute severe" in next(iter(judged.values()))
+    # The same episode with the scripted examiner leaves that item unjudged.
+    scripted = clinic_env.env(mode="open", case="pulm-acute-asthma")
+    scripted.reset(seed=0)
+    plain = play(scripted, lines("DIAGNOSIS READY: acute severe asthma"))
+    assert fields["rubric_counts"]["met"] == plain["rubric_counts"]["met"] + 1
+    assert fields["rubric_counts"]["failed"] == plain["rubric_counts"]["failed"] - 1
