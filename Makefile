@@ -85,7 +85,7 @@ test-rl: install-rl install-rllib
 		--ignore=tests/envs/consumers/test_rllib.py $(PYTEST_ARGS)
 	CLINIC_ENV_REQUIRE_RL=1 $(RLLIB_VENV)/bin/python -m pytest tests/envs/consumers/test_rllib.py $(PYTEST_ARGS)
 
-## install-trainers / test-trainers: TRL and verifiers on a CPU torch in .venv-trainers (~2 min fresh, 1.5 GB);
+## install-trainers / test-trainers: TRL and verifiers on a CPU torch in .venv-trainers (~3 min fresh, 2.2 GB);
 ## the tests run the TRL environment_factory under GRPOTrainer, the verifiers environment and the agent loop.
 TRAINERS_VENV ?= .venv-trainers
 $(TRAINERS_VENV)/.installed: pyproject.toml
