@@ -124,3 +124,24 @@ def test_scripted_batch_is_deterministic_and_grouped(osce: list[Any]) -> None:
 def test_bad_role_spec_is_a_clear_error(osce: list[Any]) -> None:
     with pytest.raises(ValueError, match="patient='oracle'"):
         asyncio.run(arun_open(osce, "open-scripted", patient="oracle"))
+
+
+def test_policy_objects_records_round_trip_and_broken_policies(osce: list[Any]) -> None:
+    from clinic_env.records import EpisodeRecord
+
+    class Patient:
+        def act(self, observation: dict[str, Any], agent: str) -> str:
+            assert observation["task"] == "answer" and agent == "patient"
+            return "It started two months ago."
+
+    class Broken:
+        async def aact(self, observation: dict[str, Any], agent: str) -> str:
+            raise RuntimeError("policy bug")
+
+    batch = asyncio.run(arun_open(osce[:1], "open-scripted", patient=Patient(), doctor_name="oracle"))
+    (rec,) = batch
+    assert rec.doctor == "oracle" and rec.diagnosis_correct is True
+    assert any(m["name"] == "patient" for m in rec.messages or [])
+    assert EpisodeRecord.model_validate_json(rec.to_json()) == rec
+    (bad,) = asyncio.run(arun_open(osce[:1], Broken()))
+    assert bad.end_reason == "error" and bad.mode == "open" and "policy bug" in bad.errors[0]
