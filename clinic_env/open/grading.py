@@ -5,7 +5,8 @@
   (names separated by commas, semicolons or "and"). Markers are case-insensitive and may sit in a
   longer reply; the first diagnosis marker wins over a test request in the same turn.
 - Verdicts: the doctor's words are mapped to ICD-10 with
-  :func:`clinic_env.schema.vocabulary.map_diagnosis` (which refuses to guess). A mapped diagnosis
+  :func:`clinic_env.schema.vocabulary.map_diagnosis` (which refuses to guess), then, if they do not
+  map, without hedges and trailing qualifiers (:func:`diagnosis_variants`). A mapped diagnosis
   is compared with the gold by :func:`clinic_env.rewards.segment.diagnosis_match` (method
   ``icd10``; correct when the match is 1: the gold or a consistent, more specific code). When the
   words do not map, the moderator decides (method ``moderator``, tolerant yes/no reading,
@@ -46,7 +47,7 @@ from clinic_env.schema.rubric import Check, RubricItem
 from clinic_env.schema.vocabulary import map_diagnosis
 from clinic_env.text.parse import extract_json
 
-__all__ = ["Verdict", "find_diagnosis", "find_test_request", "icd10_verdict", "needs_judge", "open_components",
+__all__ = ["Verdict", "diagnosis_variants", "find_diagnosis", "find_test_request", "icd10_verdict", "needs_judge", "open_components",
            "parse_coverage",
            "parse_yes_no", "rubric_result", "rubric_verdicts", "split_test_names"]
 
@@ -156,6 +157,25 @@ def parse_coverage(text: str | None, fact_ids: Iterable[str]) -> set[str] | None
     return found if seen else None
 
 
+_HEDGE = re.compile(r"^(?:(?:the\s+)?(?:most\s+)?(?:likely|probable|probably|possible|suspected|presumed|"
+                   r"working\s+diagnosis(?:\s+is|:)?|i\s+(?:think|believe)\s+(?:it\s+is|this\s+is|it's))\s+)+", re.I)
+_TAIL = re.compile(r"\s*(?:[,;:]|\s-\s|\.\s|\b(?:with|secondary\s+to|due\s+to|caused\s+by|likely|probably|"
+                   r"provoked|complicated\s+by|in\s+the\s+setting\s+of)\b).*$", re.I)
+
+
+def diagnosis_variants(text: str) -> list[str]:
+    """The doctor's words, then the same without hedges ("most likely ...") and without a trailing
+    qualifier (", provoked by ...", "secondary to ...", "with ..."): mapped in turn, first hit wins.
+    "X or Y" is never split (a hedge between two diagnoses names neither)."""
+    out = [text.strip()]
+    bare = _HEDGE.sub("", text.strip())
+    head = _TAIL.sub("", bare).strip()
+    for v in (bare, head):
+        if v and v not in out:
+            out.append(v)
+    return out
+
+
 @dataclass(frozen=True)
 class Verdict:
     """How the final diagnosis was judged.
@@ -184,6 +204,10 @@ def icd10_verdict(text: str, case: Case, catalogue: Catalogue) -> tuple[Verdict 
         (None when the words do not map) and the mapping's evidence.
     """
     mapping = map_diagnosis(text)
+    for variant in diagnosis_variants(text)[1:]:
+        if mapping.mapped:
+            break
+        mapping = map_diagnosis(variant)
     if not mapping.mapped or mapping.code is None:
         return None, None, f"unmapped: {mapping.evidence}"
     code = mapping.code

@@ -80,6 +80,14 @@ def test_icd10_verdicts(cases: list[clinic_env.Case], catalogue: clinic_env.Cata
     assert near is not None and code == "I21.9" and near.match == 0.0 and not near.correct
     none, code, detail = icd10_verdict("the widowmaker thing", stemi, catalogue)
     assert none is None and code is None and detail.startswith("unmapped")
+    pe = next(c for c in cases if c.gold_diagnosis.startswith("I26"))
+    for words in ("Pulmonary embolism, likely provoked by recent surgery", "Most likely pulmonary embolism",
+                  "I think it is pulmonary embolism"):
+        hedged, code, _ = icd10_verdict(words, pe, catalogue)
+        assert hedged is not None and hedged.correct and code == pe.gold_diagnosis, words
+    # Two diagnoses in one answer name neither: never split, so never credited.
+    either, code, _ = icd10_verdict("pulmonary embolism or pneumonia", pe, catalogue)
+    assert either is None or not either.correct
 
 
 def test_biases_cover_agentclinic_ids_and_roles() -> None:
