@@ -9,8 +9,8 @@ ones would:
   ``REQUEST TEST:`` lines, then ``DIAGNOSIS READY: <diagnosis>`` (at once when told it is the last
   turn). The diagnosis is ``diagnosis`` (default: the first entry of ``GUESSES`` whose words the
   dialogue holds, else ``GUESSES[0]``), so a run has some right and some wrong answers;
-- **patient**: the first sentence of the fact line sharing most words with the question, else
-  that it has not noticed;
+- **patient**: the first sentence of the fact line sharing most words with the question (the
+  first non-demographic line for an open question), else that it has not noticed;
 - **measurement** reader: ``RESULTS: <the data line sharing most words with the request>`` or
   ``RESULTS: NORMAL READINGS``;
 - **moderator**: ``Yes`` when every word of the correct diagnosis is in the doctor's, else ``No``;
@@ -46,6 +46,7 @@ GUESSES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Acute appendicitis", ("abdominal", "abdomen", "belly")),
 )
 _WORD = re.compile(r"[a-z0-9]+")
+_OPEN_QUESTION = re.compile(r"(?i)\b(brings you|tell me|what happened|how can i help)\b")
 _STOP = frozenset({"and", "any", "are", "did", "does", "for", "have", "has", "how", "the", "was", "what", "when",
                    "with", "you", "your", "other"})  # words of two letters or fewer are dropped anyway
 
@@ -110,7 +111,10 @@ def open_reply(request: dict[str, Any], questions: int = 3, tests: int = 2, diag
     if "DIAGNOSIS READY" in system:
         return _doctor(msgs, user, questions, tests, diagnosis)
     if "patient" in system.lower() and "What you know about yourself" in system:
-        line = _best(_listed(system.split("What you know about yourself", 1)[1]), user)
+        lines = _listed(system.split("What you know about yourself", 1)[1])
+        line = _best(lines, user)
+        if line is None and _OPEN_QUESTION.search(user):  # "what brings you in": the complaint's line
+            line = next((x for x in lines if not x.lower().startswith("demographics")), None)
         if line is None:
             return "I have not noticed anything like that."
         fact = line.split(":", 1)[-1].strip()
