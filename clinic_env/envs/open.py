@@ -46,6 +46,7 @@ the registry's ``diagnosis``, ``history``, ``tests``, ``rubric`` (the rule-check
 from __future__ import annotations
 
 import importlib
+import re
 from typing import Any
 
 import gymnasium
@@ -84,6 +85,8 @@ OPEN_ENV_VERSION = "open-v0"
 _ROLE_KINDS = {"patient": ("case", "agent"), "measurement": ("case", "agent"),
                "moderator": ("icd10", "agent"), "examiner": ("rubric", "agent")}
 _MAX_CONTENT = 200_000
+_WHOLE_EXAM = re.compile(r"(?:(?:a|the|full|general|complete|clinical)\s+)*(?:physical\s+)?exam(?:ination)?s?"
+                         r"(?:\s+findings)?", re.I)
 
 
 def _conversation_guard(guard: LeakGuard) -> Any:
@@ -393,6 +396,8 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         assert self.case is not None
         case, cat, m = self.case, self.catalogue, self.matcher
         names = [request] if resolve_test(case, cat, m, request) is not None else split_test_names(request)
+        # "Physical examination" as a whole: every examination finding the case lists.
+        names = [x for n in names for x in (self._exam_ids() if _WHOLE_EXAM.fullmatch(n.strip()) else [n])]
         known: list[str] = []
         unknown: list[str] = []
         llm = self.roles["measurement"] == "agent"
@@ -411,6 +416,11 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
             return
         self._log("measurement", "case", "RESULTS: " + "; ".join(known))
         self._doctor_next()
+
+    def _exam_ids(self) -> list[str]:
+        assert self.case is not None
+        ids = [*self.case.exam, *(k for k, v in self.case.extra_items.items() if v.kind == "exam")]
+        return ids or ["exam.vitals"]
 
     def _guarded(self, role: str, text: str, asked: list[str]) -> str | None:
         """The text to show for ``text``, or None when the agent is asked once more.

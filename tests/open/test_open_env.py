@@ -284,3 +284,13 @@ def test_llm_examiner_grades_the_items_only_an_llm_can_judge() -> None:
     plain = play(scripted, lines("DIAGNOSIS READY: acute severe asthma"))
     assert fields["rubric_counts"]["met"] == plain["rubric_counts"]["met"] + 1
     assert fields["rubric_counts"]["failed"] == plain["rubric_counts"]["failed"] - 1
+
+
+def test_whole_physical_examination_returns_every_exam_finding() -> None:
+    env = clinic_env.env(mode="open", case=STEMI)
+    env.reset(seed=0)
+    env.step("REQUEST TEST: full physical examination")
+    case = env.unwrapped.case
+    assert env.unwrapped.ordered == list(case.exam)
+    result = env.unwrapped.transcript[-1]["content"]
+    assert all(f.text[:30] in result for f in case.exam.values())
