@@ -331,8 +331,11 @@ def run_open(cases: Optional[Path], split: Optional[str], case_format: str, doct
         return _summary(records, status=status, arguments=arguments, library=library, settings=settings,
                         doctors=doctors, bases=bases, seed=seed, wall_s=time.perf_counter() - start)
 
+    from clinic_env.cli_tournament import _sigterm_as_exit
+
     try:
-        with RunLock(out), ResultsFile(out / RESULTS) as sink, Progress(transient=False) as progress:
+        with RunLock(out), ResultsFile(out / RESULTS) as sink, Progress(transient=False) as progress, \
+                _sigterm_as_exit():
             task = progress.add_task("open episodes", total=len(library) * len(doctors) * episodes_per_case)
 
             def finished(record: EpisodeRecord) -> None:
@@ -357,10 +360,11 @@ def run_open(cases: Optional[Path], split: Optional[str], case_format: str, doct
         raise typer.Exit(2) from None
     except (KeyError, ValueError) as exc:
         raise _fail(redact(str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc))) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, or SIGTERM (raised as SystemExit(143))
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
         write_json_atomic(out / SUMMARY, summary("interrupted"))
         typer.echo(f"interrupted; {len(records)} episode record(s) kept in {out / RESULTS}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(code) from None
     result = summary("complete")
     write_json_atomic(out / SUMMARY, result)
     _print_table(result)
