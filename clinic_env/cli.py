@@ -10,7 +10,6 @@ import typer
 
 from clinic_env import cli_open
 from clinic_env.cli_llm import serve_app
-from clinic_env.cli_tournament import AddressOpt, BackendOpt, WorkersOpt
 
 T = TypeVar("T")
 
@@ -152,9 +151,6 @@ def run(
     measurement_api_base: cli_open.MeasurementBaseOpt = None,
     moderator_api_base: cli_open.ModeratorBaseOpt = None,
     case_format: cli_open.FormatOpt = "auto",
-    backend: BackendOpt = "local",
-    address: AddressOpt = None,
-    workers: WorkersOpt = None,
 ) -> None:
     """Play every case with each doctor against the default patient and examiner; print a
     leaderboard and write results.jsonl and summary.json. Structured doctors (any spec of
@@ -162,12 +158,10 @@ def run(
     each episode is written as it finishes, ``--resume`` continues a killed run, and the exit status
     is 1 when episodes failed unless ``--allow-failures``. A doctor ``llm:MODEL`` (e.g.
     ``llm:hosted_vllm/NAME`` with ``--api-base``, or any litellm model) plays in text mode.
-    ``--mode open`` (or ``--protocol``) plays free-dialogue consultations (:mod:`clinic_env.cli_open`).
-    ``--backend ray`` spreads structured and llm: episodes over Ray actors (``--concurrency`` stays one
-    global limit; docs/SCALING.md); the records are the local backend's."""
+    ``--mode open`` (or ``--protocol``) plays free-dialogue consultations (:mod:`clinic_env.cli_open`)."""
     import datetime
 
-    from clinic_env.cli_tournament import backend_of, finish, play_tournament, ray_session, source_of
+    from clinic_env.cli_tournament import finish, play_tournament, source_of
     from clinic_env.competition import DoctorSpecError, parse_doctor_spec
 
     open_roles = {"patient": patient, "examiner": examiner, "measurement": measurement, "moderator": moderator}
@@ -177,14 +171,12 @@ def run(
         typer.echo(f"error: --mode must be auto or open, got {mode!r}", err=True)
         raise typer.Exit(2)
     if mode == "open" or protocol is not None:
-        if backend != "local":
-            typer.echo("error: --backend ray plays structured and llm: doctors; open-mode runs play locally", err=True)
-            raise typer.Exit(2)
         if resume:
             typer.echo("error: --resume covers structured doctors only; start open-mode runs afresh", err=True)
             raise typer.Exit(2)
+        library = cli_open.load_run_cases(cases, split, case_format)
         out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        cli_open.run_open(cases, split, case_format, doctor or ["open-scripted"], roles=open_roles, protocol=protocol,
+        cli_open.run_open(library, doctor or ["open-scripted"], roles=open_roles, protocol=protocol,
                           max_doctor_turns=max_doctor_turns, doctor_bias=doctor_bias, patient_bias=patient_bias,
                           api_base=api_base, role_api_base=role_bases, out=out, episodes_per_case=episodes_per_case,
                           seed=seed, concurrency=concurrency, timeout=timeout, persona=persona,
@@ -207,58 +199,61 @@ def run(
     if resume and llm_doctors:
         typer.echo("error: --resume covers structured doctors only; run the llm: doctors in their own --out", err=True)
         raise typer.Exit(2)
-    runner = backend_of(backend, address, workers)
     library = cli_open.load_run_cases(cases, split, case_format)
     out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     env_kwargs = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
     if not llm_doctors:
         result = play_tournament(structured, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
-                                 resume=resume, env_kwargs=env_kwargs, isolate=False, source=source_of(cases, split),
-                                 backend=runner)
+                                 resume=resume, env_kwargs=env_kwargs, isolate=False, source=source_of(cases, split))
         finish(result, allow_failures)
         return
-    with ray_session(runner):  # one Ray for the structured and the llm: doctors (nothing when local)
-        _run_with_llm_doctors(structured, llm_doctors, library, out, episodes_per_case, seed, env_kwargs,
-                              source_of(cases, split), api_base, concurrency, timeout, allow_failures, runner)
+    _run_with_llm_doctors(structured, llm_doctors, library, out, episodes_per_case, seed, env_kwargs,
+                          source_of(cases, split), api_base, concurrency, timeout, allow_failures)
 
 
 def _run_with_llm_doctors(structured: list[str], llm_doctors: list[str], library: list[Any], out: Path,
                           episodes_per_case: int, seed: int, env_kwargs: dict[str, Any], source: dict[str, Optional[str]],
-                          api_base: Optional[str], concurrency: int, timeout: float, allow_failures: bool,
-                          runner: Any = None) -> None:
+                          api_base: Optional[str], concurrency: int, timeout: float, allow_failures: bool) -> None:
     """``run`` with ``llm:`` doctors: the structured ones through the tournament engine, then the
-    LLM ones in text mode (as before), their records appended and the summary rewritten."""
+    LLM ones in text mode, their records appended and the summary rewritten.
+
+    Failed episodes of any doctor (``llm_error`` when a server gave no usable answer) make the exit
+    status 1 unless ``allow_failures``, with one line per distinct reason and its count; the
+    leaderboard shows only doctors with a finished episode (never a row of NaNs). Credentials in
+    the command line, the URL and the error messages are redacted in everything written or printed.
+    """
+    import sys
+    from collections import Counter
+
     from rich.progress import Progress
 
     from clinic_env.cli_llm import play_doctors
     from clinic_env.cli_tournament import finish, play_tournament
     from clinic_env.competition.store import ResultsFile, write_json_atomic
-    from clinic_env.competition.summary import statistics
+    from clinic_env.competition.summary import episode_failed, statistics
     from clinic_env.leaderboard import leaderboard
+    from clinic_env.llm.redact import redact, redact_argv, redact_data
     from clinic_env.rollout import write_records
     from clinic_env.schema import DataError
 
+    sys.argv[1:] = redact_argv(sys.argv[1:])  # summaries record the command line
     result = None
     if structured:
         result = play_tournament(structured, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
-                                 resume=False, env_kwargs=env_kwargs, isolate=False, source=source, backend=runner)
+                                 resume=False, env_kwargs=env_kwargs, isolate=False, source=source)
     else:
         out.mkdir(parents=True, exist_ok=True)
     try:
         with Progress(transient=False) as progress:
             task = progress.add_task("llm episodes", total=len(library) * len(llm_doctors) * episodes_per_case)
-            if runner is None:
-                llm_records, extra = play_doctors(library, llm_doctors, episodes_per_case, seed, env_kwargs, api_base,
-                                                  concurrency, timeout, on_episode=lambda _r: progress.advance(task))
-            else:  # --backend ray: async actors under one global --concurrency
-                from clinic_env.rollout_backends.ray_llm import play_llm_doctors_ray
-
-                llm_records, extra = play_llm_doctors_ray(
-                    library, llm_doctors, episodes_per_case, seed, env_kwargs, api_base, concurrency, timeout,
-                    workers=runner.workers, address=runner.address, on_episode=lambda _r: progress.advance(task))
+            llm_records, extra = play_doctors(library, llm_doctors, episodes_per_case, seed, env_kwargs, api_base,
+                                              concurrency, timeout, on_episode=lambda _r: progress.advance(task))
     except (KeyError, ValueError, DataError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact(str(exc))}", err=True)
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted: the llm: episodes of this run were not written", err=True)
+        raise typer.Exit(130) from None
     if result is None:
         write_records(llm_records, out / "results.jsonl")
         records = llm_records
@@ -272,15 +267,30 @@ def _run_with_llm_doctors(structured: list[str], llm_doctors: list[str], library
         records = [*result.records, *llm_records]
         summary = dict(result.summary)
         summary["doctors"] = [*summary["doctors"], *llm_doctors]
-    summary.update(episodes=len(records), leaderboard=leaderboard(records), **extra, **statistics(records, seed))
+    failures = dict(Counter((r.errors[0] if r.errors else f"end_reason {r.end_reason}")[:200]
+                            for r in records if episode_failed(r)))
+    summary.update(episodes=len(records), leaderboard=leaderboard(records), **extra, **statistics(records, seed),
+                   failures=failures)
+    summary = redact_data(summary)
     write_json_atomic(out / "summary.json", summary)
-    if result is None:
-        _print_leaderboard(summary["leaderboard"])
-        typer.echo(f"wrote {len(records)} episode records to {out / 'results.jsonl'} and {out / 'summary.json'}")
+    for doctor, row in (summary.get("llm") or {}).items():
+        for warning in row.get("warnings", ()):
+            typer.echo(f"warning: {doctor}: {warning}", err=True)
+    shown = [row for row in summary["leaderboard"] if row["episodes"] > row["errors"]]
+    if result is not None:
+        result.records, result.summary = records, {**summary, "leaderboard": shown}
+        finish(result, allow_failures, failures)
         return
-    failures = result.failures  # the llm: doctors' errors stay in summary["llm"], as before
-    result.records, result.summary = records, summary
-    finish(result, allow_failures, failures)
+    if shown:
+        _print_leaderboard(shown)
+    if failures:
+        typer.echo(f"{sum(failures.values())} of {len(records)} episode(s) failed:", err=True)
+        for reason, n in sorted(failures.items(), key=lambda kv: -kv[1]):
+            typer.echo(f"  {n} x {reason}", err=True)
+    typer.echo(f"wrote {len(records)} episode records to {out / 'results.jsonl'} and {out / 'summary.json'}")
+    if failures and not allow_failures:
+        typer.echo("exit 1: episodes failed (pass --allow-failures to accept them)", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from clinic_env.llm.redact import MASK, redact, redact_url, register_secret, secret_name
 from clinic_env.records import EpisodeRecord
 
 __all__ = ["play_doctors", "serve_app"]
@@ -41,10 +42,26 @@ def play_doctors(cases: Sequence[Any], doctors: Sequence[str], episodes_per_case
                                  env_kwargs=env_kwargs, api_base=api_base, timeout=timeout, on_episode=on_episode))
         records.extend(batch)
         llm = extra.setdefault("llm", {})
-        llm[doctor] = {"api_base": api_base, "concurrency": concurrency, "timeout": timeout,
-                       "wall_s": round(batch.wall_s, 3), "usage": batch.usage, "spec_decode": batch.spec_decode,
-                       "llm_errors": sum(1 for r in batch if r.get("end_reason") == "llm_error")}
+        llm[redact(doctor)] = {
+            "api_base": redact_url(api_base) if api_base else None, "concurrency": concurrency, "timeout": timeout,
+            "wall_s": round(batch.wall_s, 3), "usage": batch.usage, "spec_decode": batch.spec_decode,
+            "llm_errors": sum(1 for r in batch if r.get("end_reason") == "llm_error"),
+            **({"warnings": list(batch.warnings)} if batch.warnings else {})}
     return records, extra
+
+
+def _env_pairs(entries: Optional[list[str]]) -> dict[str, str]:
+    """``--env KEY=VALUE`` entries as a dict; values of secret-named keys are registered for
+    redaction at once, so that no later message can show them."""
+    pairs: dict[str, str] = {}
+    for entry in entries or ():
+        key, sep, value = entry.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--env takes KEY=VALUE, got {redact(entry)!r}")
+        if secret_name(key):
+            register_secret(value)
+        pairs[key.strip()] = value
+    return pairs
 
 
 def _config(model: Optional[str], draft_model: Optional[str], preset: Optional[str], **kw: Any) -> Any:
@@ -75,8 +92,8 @@ def _serve(engine: str, cfg: Any, dry_run: bool, health_timeout: float, log: Opt
         how = f"forced: {cfg.quantization}"
     typer.echo(f"# quantization {how}; speculative decoding: "
                + (f"EAGLE-3, draft {cfg.draft_model}, K={cfg.num_speculative_tokens}" if cfg.draft_model else "off"))
-    env_prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in cfg.env.items())
-    typer.echo((env_prefix + " " if env_prefix else "") + shlex.join(cmd))
+    env_prefix = " ".join(f"{k}={MASK if secret_name(k) else shlex.quote(v)}" for k, v in cfg.env.items())
+    typer.echo(redact((env_prefix + " " if env_prefix else "") + shlex.join(cmd)))
     if dry_run:
         return
     server = ModelServer(cmd, cfg.host, cfg.port, cfg.env, log)
@@ -84,7 +101,7 @@ def _serve(engine: str, cfg: Any, dry_run: bool, health_timeout: float, log: Opt
     try:
         server.start(timeout=health_timeout)
     except ServerError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact(str(exc))}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"# healthy after {server.startup_s:.1f} s at {server.base_url}")
     typer.echo(f"# try: clinic-env run --doctor llm:hosted_vllm/{cfg.name} --api-base {server.base_url} --concurrency 32")
@@ -137,10 +154,10 @@ def serve_vllm(
                       host=host, port=port, served_model_name=served_model_name, max_model_len=max_model_len,
                       tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
                       dtype=dtype, load_format=load_format, python=python, extra_args=tuple(extra or ()) or None,
-                      env=dict(e.split("=", 1) for e in env or ()) or None)
+                      env=_env_pairs(env) or None)
         _serve("vllm", cfg, dry_run, health_timeout, log)
     except (KeyError, ValueError) as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {redact(str(exc))}", err=True)
         raise typer.Exit(2) from None
 
 

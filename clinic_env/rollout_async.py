@@ -29,8 +29,9 @@ from clinic_env.envs.aec import ConsultationEnv
 from clinic_env.envs.setup import ENV_VERSION
 from clinic_env.envs.text import TextConsultationEnv
 from clinic_env.llm.client import CallRecord, LLMCallError, Usage, track_calls, track_usage
-from clinic_env.llm.metrics import SpecDecodeCounters, read_spec_metrics
+from clinic_env.llm.metrics import aread_spec_metrics
 from clinic_env.llm.policy import LLMPolicy, sampling_offset
+from clinic_env.llm.redact import redact
 from clinic_env.records import EpisodeRecord, LLMCall
 from clinic_env.rollout import episode_record, episode_seed
 from clinic_env.schema.case import Case
@@ -47,13 +48,30 @@ class RolloutBatch(list[EpisodeRecord]):
 
     Attributes:
         wall_s: Seconds the batch took.
-        spec_decode: Speculative-decoding counters over the batch (``/metrics`` difference), or None.
+        spec_decode: Speculative-decoding counters over the batch (``/metrics`` difference), or None
+            (no counters, or ``/metrics`` could not be read: then ``warnings`` says why).
         usage: LLM calls, tokens and latency summed over the batch.
+        warnings: What went wrong outside the episodes (a ``/metrics`` read that failed), redacted.
     """
 
     wall_s: float = 0.0
     spec_decode: dict[str, Any] | None = None
     usage: dict[str, Any] | None = None
+    warnings: tuple[str, ...] = ()
+
+
+#: Replies longer than this (characters) are parsed in a worker thread, so that a slow parse of
+#: one episode's reply never stalls the event loop that every other episode shares; shorter ones
+#: (nearly all) are parsed inline, which costs no thread hop.
+INLINE_REPLY_CHARS = 512
+
+
+def _reply_chars(action: Any) -> int:
+    if isinstance(action, str):
+        return len(action)
+    if isinstance(action, (list, tuple)):
+        return sum(len(a) for a in action if isinstance(a, str))
+    return 0
 
 
 def make_agent_policy(spec: PolicySpec, role: str, info: Any, **llm: Any) -> Any:
@@ -181,10 +199,13 @@ async def _play(env: TextConsultationEnv, policies: dict[str, Any], case: Case, 
         try:
             action = await _act(policies[agent], obs, agent)
         except LLMCallError as exc:
-            errors.append(f"{agent}: {exc}")
+            errors.append(redact(f"{agent}: {exc}"))
             llm_failed = True
             break
-        env.step(action)
+        if _reply_chars(action) > INLINE_REPLY_CHARS:
+            await asyncio.to_thread(env.step, action)  # this env is this task's alone while it waits
+        else:
+            env.step(action)
         if sink is not None and agent == AGENTS[0]:
             call = _doctor_call(env, [c for c in sink[made:] if c[0] == agent], first_turn, segment)
             if call is not None:
@@ -253,12 +274,18 @@ async def arun(
     envs = [TextConsultationEnv(**kwargs) for _ in range(min(concurrency, len(library) * episodes_per_case * group_size))]
     info = envs[0].info
     specs = {AGENTS[0]: doctor, AGENTS[1]: patient, AGENTS[2]: examiner}
-    name = doctor_name or (doctor if isinstance(doctor, str) else getattr(doctor, "model", type(doctor).__name__))
+    name = redact(str(doctor_name or (doctor if isinstance(doctor, str)
+                                      else getattr(doctor, "model", type(doctor).__name__))))
     uses_llm = any(isinstance(s, str) and s.startswith(_LLM_PREFIXES) for s in specs.values())
     url = metrics_url or (api_base if uses_llm else None)
     if url is None:
         url = next((getattr(s, "metrics_url", None) for s in specs.values() if getattr(s, "metrics_url", None)), None)
-    before = read_spec_metrics(url) if url else SpecDecodeCounters()
+    # The read-out never raises and has a total deadline: a broken /metrics costs a warning only.
+    metrics_timeout = min(float(timeout or 10.0), 10.0)
+    warnings: list[str] = []
+    before = await aread_spec_metrics(url, metrics_timeout) if url else None
+    if before is not None and before.error:
+        warnings.append(f"spec-decode counters not read before the batch: {before.error}")
 
     def policies_for() -> dict[str, Any]:
         # LLM policies are shared (one client, one semaphore); structured ones are per worker.
@@ -287,6 +314,7 @@ async def arun(
             except Exception as exc:  # a broken policy must not sink the batch
                 record = EpisodeRecord.failed(case.id, str(name), s, ENV_VERSION, exc,
                                               group=f"{case.id}:{s}", group_index=member)
+                record.update(errors=[redact(e) for e in record.errors])
             results[i] = record
             if on_episode is not None:
                 on_episode(record)
@@ -308,7 +336,11 @@ async def arun(
         total.completion_tokens += int(u.get("completion_tokens", 0))
         total.latency_s += float(u.get("latency_s", 0.0))
     batch.usage = total.as_dict()
-    if url:
-        delta = read_spec_metrics(url) - before
-        batch.spec_decode = delta.as_dict() if delta.present else None
+    if url and before is not None and not before.error:
+        after = await aread_spec_metrics(url, metrics_timeout)
+        if after.error:
+            warnings.append(f"spec-decode counters not read after the batch: {after.error}")
+        delta = after - before
+        batch.spec_decode = delta.as_dict() if delta.present and not delta.error else None
+    batch.warnings = tuple(redact(w) for w in warnings)
     return batch

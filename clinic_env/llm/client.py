@@ -12,8 +12,11 @@ Two transports share one interface (:meth:`ChatClient.complete`):
 ``transport="auto"`` (the default) uses ``http`` when an ``api_base`` is given and the model is a
 self-hosted OpenAI-compatible one (no provider prefix, ``hosted_vllm/``, ``openai/``, ``sglang/``),
 and litellm otherwise. Failed calls (timeouts, connection errors, HTTP 5xx/429, bodies that are
-not a chat completion) are retried ``retries`` times with exponential backoff, then raise
-:class:`LLMCallError`; the rollout ends that episode as truncated and records the error.
+not a chat completion, broken HTTP of any kind) are retried ``retries`` times with exponential
+backoff, then raise :class:`LLMCallError` with a redacted message; the rollout ends that episode as
+truncated (``llm_error``) and records the error. Each attempt has one total deadline (``timeout``)
+and a bounded body (:mod:`clinic_env.llm.http`). When many calls in a row have failed the client
+fails the next ones at once for a while (``fail_fast_after``), so a dead server ends a batch fast.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from clinic_env.llm.http import HTTPPool
+from clinic_env.llm.redact import redact, redact_url, register_secret, secret_name
 
 __all__ = ["CallRecord", "ChatClient", "Completion", "LLMCallError", "Usage", "current_usage", "token_fields",
            "track_calls", "track_usage"]
@@ -199,16 +204,28 @@ class ChatClient:
         api_base: Server URL (``http://127.0.0.1:8000/v1``); None for the provider's default.
         api_key: The key; None reads ``api_key_env`` (or the provider's usual variable via litellm).
         api_key_env: Environment variable holding the key.
-        timeout: Seconds per attempt.
+        timeout: Seconds per attempt, in all: connecting, the headers and the whole body (a
+            server that drips bytes cannot stretch it).
         retries: Extra attempts after a failed one.
         backoff: First retry delay in seconds (doubles each time, with jitter).
         concurrency: Most calls in flight at once (a semaphore shared by every user of the client).
         transport: ``auto``, ``http`` or ``litellm`` (see the module docstring).
+        fail_fast_after: After this many calls in a row have failed (every retry spent), the server
+            counts as down: further calls fail at once, without being sent, for ``fail_fast_s``
+            seconds, then are tried again (default ``max(8, concurrency)``; 0 never fails fast).
+            A batch against a dead server then ends in about one call's retries, not one per episode.
+        fail_fast_s: How long calls fail at once after that.
+
+    Every failure (a timeout, a refused or reset connection, broken HTTP, a body over the size
+    bound, an answer that is not a chat completion) is retried and then raised as
+    :class:`LLMCallError`, whose message is redacted (:mod:`clinic_env.llm.redact`): nothing else
+    escapes :meth:`complete` but cancellation.
     """
 
     def __init__(self, model: str, api_base: str | None = None, api_key: str | None = None,
                  api_key_env: str | None = None, timeout: float = 60.0, retries: int = 2, backoff: float = 0.5,
-                 concurrency: int = 64, transport: str = "auto") -> None:
+                 concurrency: int = 64, transport: str = "auto", fail_fast_after: int | None = None,
+                 fail_fast_s: float = 10.0) -> None:
         if transport not in ("auto", "http", "litellm"):
             raise ValueError(f"transport must be auto, http or litellm, got {transport!r}")
         if concurrency < 1 or retries < 0 or timeout <= 0:
@@ -216,10 +233,18 @@ class ChatClient:
         self.model, self.api_base, self.timeout = model, api_base.rstrip("/") if api_base else None, timeout
         self.api_key = api_key or (os.environ.get(api_key_env) if api_key_env else None)
         self.retries, self.backoff, self.concurrency = retries, backoff, concurrency
+        self.fail_fast_after = max(8, concurrency) if fail_fast_after is None else fail_fast_after
+        self.fail_fast_s = fail_fast_s
+        self._failed_in_row = 0
+        self._fail_fast_until = 0.0
+        self._last_error = ""
+        _register_credentials(self.api_base, self.api_key)
         if transport == "auto":
             hosted = "/" not in model or model.startswith(_SELF_HOSTED)
             transport = "http" if self.api_base and hosted else "litellm"
         self.transport = transport
+        if transport == "http":
+            HTTPPool(self.api_base or "")  # a malformed api_base is a usage error now, not a failed call later
         self._sems: dict[int, asyncio.Semaphore] = {}
         self._sessions: dict[int, HTTPPool] = {}
         self._rng = random.Random(0)
@@ -258,18 +283,24 @@ class ChatClient:
         body = json.dumps({"model": self.served_name, "messages": messages, **params}).encode()
         try:
             status, raw = await self._pool(key).post_json("/chat/completions", body, self.timeout, self.api_key)
-        except asyncio.TimeoutError as exc:
-            raise _Retryable(f"timed out after {self.timeout:g} s") from exc
-        except (ConnectionError, OSError, asyncio.IncompleteReadError) as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # first: TimeoutError is an OSError
+            raise _Retryable(f"timed out after {self.timeout:g} s (no complete answer)") from exc
+        except OSError as exc:  # refused, reset, and every malformed answer (HTTPProtocolError)
             raise _Retryable(f"{type(exc).__name__}: {exc}") from exc
         if status >= 500 or status == 429:
             raise _Retryable(f"HTTP {status}: {raw[:200]!r}")
         if status >= 400:
-            raise LLMCallError(f"HTTP {status} from {self.api_base}: {raw[:300]!r}")
+            raise LLMCallError(redact(f"HTTP {status} from {redact_url(self.api_base or '')}: {raw[:300]!r}"))
         try:
-            return _parse_body(json.loads(raw))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested past the parser's depth
             raise _Retryable(f"response is not JSON: {raw[:80]!r}") from exc
+        try:
+            return _parse_body(data)
+        except _Retryable:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError) as exc:
+            raise _Retryable(f"not a chat completion ({type(exc).__name__}: {str(exc)[:80]})") from exc
 
     async def _litellm(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
         import litellm
@@ -297,6 +328,10 @@ class ChatClient:
             raise _Retryable(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
         except (json.JSONDecodeError, ValueError, TypeError, KeyError) as exc:
             raise _Retryable(f"unreadable response: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        except LLMCallError:
+            raise
+        except Exception as exc:  # whatever else the provider library raises: a failed attempt
+            raise _Retryable(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
         texts = tuple((c.message.content or "") if getattr(c, "message", None) else "" for c in resp.choices)
         usage = getattr(resp, "usage", None)
         return Completion(texts, int(getattr(usage, "prompt_tokens", 0) or 0),
@@ -306,8 +341,22 @@ class ChatClient:
         """One chat completion (``params``: temperature, seed, n, max_tokens, response_format, ...).
 
         Raises:
-            LLMCallError: After ``retries`` retries, or at once for a 4xx answer other than 429.
+            LLMCallError: After ``retries`` retries, at once for a 4xx answer other than 429, or
+                without sending while the server counts as down (see ``fail_fast_after``).
         """
+        if self._fail_fast_until and time.monotonic() < self._fail_fast_until:
+            raise LLMCallError(f"{self.model}: not sent, the server is failing ({self._failed_in_row} calls in a row): "
+                               f"{self._last_error}")
+        try:
+            return await self._complete(messages, agent, params)
+        except LLMCallError as exc:
+            self._failed_in_row += 1
+            self._last_error = str(exc).rsplit("attempt(s): ", 1)[-1][:300]
+            if self.fail_fast_after and self._failed_in_row >= self.fail_fast_after:
+                self._fail_fast_until = time.monotonic() + self.fail_fast_s
+            raise
+
+    async def _complete(self, messages: list[dict[str, str]], agent: str, params: dict[str, Any]) -> Completion:
         sem, key = self._loop_state()
         usage = _USAGE.get()
         last = ""
@@ -319,11 +368,14 @@ class ChatClient:
                         out = await self._http(key, messages, params)
                     else:
                         out = await self._litellm(messages, params)
-                except _Retryable as exc:
-                    last = str(exc)
+                except LLMCallError as exc:
+                    raise LLMCallError(redact(str(exc))) from None
+                except Exception as exc:  # _Retryable, and anything unforeseen: a failed attempt
+                    last = str(exc) if isinstance(exc, _Retryable) else f"{type(exc).__name__}: {exc}"
                     if usage is not None:
                         usage.failed_attempts += 1
                 else:
+                    self._failed_in_row, self._fail_fast_until = 0, 0.0
                     done = dataclasses.replace(out, latency_s=time.perf_counter() - start, attempts=attempt + 1)
                     if usage is not None:
                         usage.add(agent or "llm", done)
@@ -333,4 +385,19 @@ class ChatClient:
                     return done
             if attempt < self.retries:
                 await asyncio.sleep(self.backoff * (2**attempt) * (0.5 + self._rng.random()))
-        raise LLMCallError(f"{self.model}: no usable answer after {self.retries + 1} attempt(s): {last}")
+        raise LLMCallError(redact(f"{self.model}: no usable answer after {self.retries + 1} attempt(s): {last[:400]}"))
+
+
+def _register_credentials(api_base: str | None, api_key: str | None) -> None:
+    """Make :func:`redact` hide this client's key and the URL's password and secret parameters."""
+    register_secret(api_key)
+    if not api_base:
+        return
+    try:
+        parts = urlsplit(api_base)
+        register_secret(unquote(parts.password or "") or None)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if secret_name(name):
+                register_secret(value)
+    except ValueError:
+        pass  # an unusable URL fails when first used; its message is redacted by context

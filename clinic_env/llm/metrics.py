@@ -4,16 +4,25 @@ vLLM exports ``vllm:spec_decode_num_drafts_total``, ``vllm:spec_decode_num_draft
 and ``vllm:spec_decode_num_accepted_tokens_total`` (summed here over their label sets). Over a
 rollout batch (the difference of two readings): acceptance rate = accepted / draft tokens, and
 mean acceptance length = 1 + accepted / drafts (tokens produced per target forward pass).
+
+Reading ``/metrics`` never raises: the read has a total deadline and a size bound
+(:mod:`clinic_env.llm.http`), and a server that cannot be reached, hangs, drips, or answers with
+broken HTTP gives counters with ``present=False`` and ``error`` saying why (callers record it as a
+warning; a rollout never dies for its read-out).
 """
 
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
-__all__ = ["SpecDecodeCounters", "metrics_url", "parse_spec_metrics", "read_spec_metrics"]
+from clinic_env.llm.http import afetch, fetch
+from clinic_env.llm.redact import redact, redact_url
+
+__all__ = ["SpecDecodeCounters", "aread_spec_metrics", "metrics_url", "parse_spec_metrics", "read_spec_metrics"]
+
+#: Largest ``/metrics`` answer read (bytes): vLLM's is tens of KiB.
+MAX_METRICS_BYTES = 4 * 1024 * 1024
 
 _NAMES = {
     "vllm:spec_decode_num_drafts_total": "drafts",
@@ -25,16 +34,19 @@ _LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+
 
 @dataclass(frozen=True)
 class SpecDecodeCounters:
-    """Cumulative counters (one reading) or their difference over a batch (``after - before``)."""
+    """Cumulative counters (one reading) or their difference over a batch (``after - before``);
+    ``error`` says why a reading failed (None when the server answered, with or without counters)."""
 
     drafts: float = 0.0
     draft_tokens: float = 0.0
     accepted_tokens: float = 0.0
     present: bool = False
+    error: str | None = None
 
     def __sub__(self, other: SpecDecodeCounters) -> SpecDecodeCounters:
         return SpecDecodeCounters(self.drafts - other.drafts, self.draft_tokens - other.draft_tokens,
-                                  self.accepted_tokens - other.accepted_tokens, self.present and other.present)
+                                  self.accepted_tokens - other.accepted_tokens, self.present and other.present,
+                                  self.error or other.error)
 
     @property
     def acceptance_rate(self) -> float | None:
@@ -76,13 +88,36 @@ def metrics_url(api_base: str) -> str:
     return (root[: -len("/v1")] if root.endswith("/v1") else root) + "/metrics"
 
 
+def _url(url: str) -> str:
+    return url if url.rstrip("/").endswith("/metrics") else metrics_url(url)
+
+
+def _result(url: str, status: int, body: bytes) -> SpecDecodeCounters:
+    if status != 200:
+        return SpecDecodeCounters(error=f"{redact_url(url)}: HTTP {status}")
+    return parse_spec_metrics(body.decode("utf-8", "replace"))
+
+
+def _failed(url: str, exc: BaseException) -> SpecDecodeCounters:
+    why = "no complete answer within the deadline" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
+    return SpecDecodeCounters(error=redact(f"{redact_url(url)}: {why}")[:300])
+
+
 def read_spec_metrics(url: str, timeout: float = 10.0) -> SpecDecodeCounters:
-    """Read the counters from ``url`` (a ``/metrics`` URL or an ``api_base``); ``present`` is False
-    when the server has none (no speculative decoding, or not vLLM) or cannot be reached."""
-    if not url.rstrip("/").endswith("/metrics"):
-        url = metrics_url(url)
+    """Read the counters from ``url`` (a ``/metrics`` URL or an ``api_base``) within ``timeout``
+    seconds in all. ``present`` is False when the server has none (no speculative decoding, or not
+    vLLM); when the read failed, ``error`` also says why. Never raises."""
+    url = _url(url)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return parse_spec_metrics(resp.read().decode("utf-8", "replace"))
-    except (urllib.error.URLError, OSError, ValueError):
-        return SpecDecodeCounters()
+        return _result(url, *fetch(url, timeout, MAX_METRICS_BYTES))
+    except Exception as exc:  # any failure of the read-out is reported, never raised
+        return _failed(url, exc)
+
+
+async def aread_spec_metrics(url: str, timeout: float = 10.0) -> SpecDecodeCounters:
+    """:func:`read_spec_metrics` without blocking the event loop."""
+    url = _url(url)
+    try:
+        return _result(url, *await afetch(url, timeout, MAX_METRICS_BYTES))
+    except Exception as exc:  # as above
+        return _failed(url, exc)

@@ -17,12 +17,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from clinic_env.llm.http import fetch
+from clinic_env.llm.redact import redact, register_secret, secret_name
 
 __all__ = ["PRESETS", "ModelServer", "Preset", "ServeConfig", "ServerError", "apply_preset", "detect_quantization",
            "sglang_command", "vllm_command", "wait_healthy"]
@@ -100,7 +101,12 @@ class ServeConfig:
     load_format: str | None = None
     python: str = sys.executable
     extra_args: tuple[str, ...] = ()
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict, repr=False)  # may hold tokens: never in a repr
+
+    def __post_init__(self) -> None:
+        for key, value in self.env.items():
+            if secret_name(key):
+                register_secret(value)  # hidden in every later message that quotes it
 
     @property
     def name(self) -> str:
@@ -188,32 +194,36 @@ def sglang_command(cfg: ServeConfig, topk: int = 1) -> list[str]:
 
 
 def _get(url: str, timeout: float) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return int(resp.status), resp.read().decode("utf-8", "replace")
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), ""
+    # One GET under a total deadline and a size bound (see clinic_env.llm.http).
+    status, body = fetch(url, timeout, max_body=1024 * 1024)
+    return status, body.decode("utf-8", "replace")
 
 
 def wait_healthy(root_url: str, timeout: float = 600.0, process: subprocess.Popen[Any] | None = None,
                  log: Path | None = None, interval: float = 0.5) -> float:
-    """Poll ``root_url/health`` until it answers 200; returns the seconds waited.
+    """Poll ``root_url/health`` until it answers 200; returns the seconds waited. Each poll has a
+    total deadline (at most 5 s, never past ``timeout``), so a server that accepts connections and
+    then hangs or drips bytes cannot stretch the wait.
 
     Raises:
-        ServerError: The process exited, or ``timeout`` passed (with the log's last lines).
+        ServerError: The process exited, or ``timeout`` passed (with the log's last lines, redacted).
     """
     start = time.monotonic()
+    last = ""
     while True:
         if process is not None and process.poll() is not None:
-            raise ServerError(f"server exited with code {process.returncode} before it was healthy\n{_tail(log)}")
+            raise ServerError(redact(f"server exited with code {process.returncode} before it was healthy\n{_tail(log)}"))
+        left = timeout - (time.monotonic() - start)
         try:
-            status, _ = _get(f"{root_url.rstrip('/')}/health", timeout=5.0)
+            status, _ = _get(f"{root_url.rstrip('/')}/health", timeout=max(0.05, min(5.0, left)))
             if status == 200:
                 return time.monotonic() - start
-        except (urllib.error.URLError, OSError):
-            pass  # not listening yet
+            last = f"HTTP {status}"
+        except (TimeoutError, OSError) as exc:  # not listening yet, or not answering properly
+            last = f"{type(exc).__name__}: {exc}"
         if time.monotonic() - start > timeout:
-            raise ServerError(f"no healthy answer from {root_url}/health within {timeout:g} s\n{_tail(log)}")
+            raise ServerError(redact(f"no healthy answer from {root_url}/health within {timeout:g} s "
+                                     f"(last: {last})\n{_tail(log)}"))
         time.sleep(interval)
 
 
@@ -238,6 +248,9 @@ class ModelServer:
         import tempfile
 
         self.command, self.host, self.port = list(command), host, port
+        for key, value in (env or {}).items():
+            if secret_name(key):
+                register_secret(value)
         self.env = {**os.environ, **(env or {})}
         self.log_path = Path(log_path) if log_path else Path(tempfile.mkstemp(prefix="clinic-env-server-", suffix=".log")[1])
         self.process: subprocess.Popen[Any] | None = None

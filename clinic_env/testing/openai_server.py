@@ -14,7 +14,12 @@ scripted and deterministic:
 - ``mode``: ``"ok"``, ``"timeout"`` (never answers within any sane client timeout),
   ``"garbage"`` (HTTP 200 with a body that is not JSON), ``"error"`` (HTTP 500) or ``"down"``
   (closes the connection at once); changeable while the server runs to simulate a server that
-  stops answering. ``fail_after=N`` switches to ``fail_mode`` after N good calls.
+  stops answering. ``fail_after=N`` switches to ``fail_mode`` after N good calls. Broken HTTP:
+  ``"bad_status"`` (a garbage status line), ``"truncated"`` (``Content-Length`` larger than the
+  body, then close), ``"bad_chunk"`` (malformed chunked framing), ``"drip"`` (a valid answer sent
+  one byte every ``drip_interval`` seconds), ``"huge"`` (claims a 1 TiB body and streams it) and
+  ``"huge_chunked"`` (an endless chunked body);
+- ``metrics_mode`` and ``health_mode``: the same faults for ``GET /metrics`` and ``GET /health``.
 
 Nagle's algorithm is switched off on every connection (``disable_nagle_algorithm``): without it
 each small response waits ~40 ms for the client's delayed ACK. Responses are HTTP/1.1 keep-alive.
@@ -27,6 +32,7 @@ the client side is itself being timed, so that the two do not share one interpre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import re
@@ -41,7 +47,9 @@ from typing import Any, Union
 
 __all__ = ["MODES", "VOCAB", "OpenAITestServer", "Reply", "toy_logprob", "toy_prompt", "toy_token_id", "toy_tokens"]
 
-MODES = ("ok", "timeout", "garbage", "error", "down")
+MODES = ("ok", "timeout", "garbage", "error", "down", "bad_status", "truncated", "bad_chunk", "drip", "huge",
+         "huge_chunked")
+_HUGE = 1 << 40  # the body length a "huge" answer claims
 
 
 @dataclass(frozen=True)
@@ -124,15 +132,58 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _answer(self, mode: str, body: bytes, ctype: str = "application/json") -> None:
+        """Answer ``body`` (status 200) as fault ``mode`` says (see the module docstring)."""
+        owner = self.server.owner
+        if mode == "timeout":
+            owner.stopping.wait(owner.hang_seconds)
+            mode = "down"
+        if mode == "ok":
+            self._send(200, body, ctype)
+            return
+        self.close_connection = True
+        if mode == "garbage":
+            self._send(200, b"<html>502 upstream \x00\xff garbage")
+        elif mode == "error":
+            self._send(500, b'{"error": {"message": "simulated server error", "type": "server_error"}}')
+        elif mode != "down":
+            with contextlib.suppress(OSError):  # the client hung up: that is what it should do
+                self._broken(mode, body, ctype)
+
+    def _broken(self, mode: str, body: bytes, ctype: str) -> None:
+        owner, out = self.server.owner, self.wfile
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nConnection: close\r\n".encode()
+        if mode == "bad_status":
+            out.write(b"HTTX/1.1 2OO 0K?\r\n" + head[17:] + b"\r\n" + body)
+        elif mode == "truncated":
+            out.write(head + f"Content-Length: {len(body) + 4096}\r\n\r\n".encode() + body[: len(body) // 2])
+        elif mode == "bad_chunk":
+            out.write(head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body + b"\r\n0\r\n\r\n")
+        elif mode == "drip":
+            raw = head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body
+            for i in range(len(raw)):
+                if owner.stopping.wait(owner.drip_interval if i else 0.0):
+                    return
+                out.write(raw[i:i + 1])
+        elif mode in ("huge", "huge_chunked"):
+            chunked = mode == "huge_chunked"
+            out.write(head + (b"Transfer-Encoding: chunked\r\n\r\n" if chunked else f"Content-Length: {_HUGE}\r\n\r\n".encode()))
+            block = b" " * (1 << 20)  # whitespace: a valid JSON prefix, so only a size bound stops a reader
+            frame = f"{len(block):x}\r\n".encode() + block + b"\r\n" if chunked else block
+            sent = 0
+            while sent < owner.huge_bytes and not owner.stopping.is_set():
+                out.write(frame)
+                sent += len(block)
+
     def do_GET(self) -> None:
         owner = self.server.owner
         if self.path.rstrip("/") in ("/health", "/v1/health"):
-            self._send(200, b"")
+            self._answer(owner.health_mode, b"")
         elif self.path.rstrip("/") in ("/v1/models", "/models"):
             self._send(200, json.dumps({"object": "list", "data": [
                 {"id": owner.model, "object": "model", "owned_by": "clinic-env-test"}]}).encode())
         elif self.path.startswith("/metrics"):
-            self._send(200, owner.metrics_text().encode(), "text/plain; version=0.0.4")
+            self._answer(owner.metrics_mode, owner.metrics_text().encode(), "text/plain; version=0.0.4")
         else:
             self._send(404, b'{"error": "not found"}')
 
@@ -151,18 +202,6 @@ class _Handler(BaseHTTPRequestHandler):
         contents, delay, mode = owner.answer(request)
         if delay > 0:
             time.sleep(delay)
-        if mode == "timeout":
-            time.sleep(owner.hang_seconds)
-            mode = "down"
-        if mode == "down":
-            self.close_connection = True
-            return
-        if mode == "garbage":
-            self._send(200, b"<html>502 upstream \x00\xff garbage")
-            return
-        if mode == "error":
-            self._send(500, b'{"error": {"message": "simulated server error", "type": "server_error"}}')
-            return
         body = {
             "id": f"chatcmpl-test-{owner.calls}",
             "object": "chat.completion",
@@ -173,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
             "usage": _usage(request, contents),
         }
         _token_fields(request, contents, body)
-        self._send(200, json.dumps(body).encode())
+        self._answer(mode, json.dumps(body).encode())
 
 
 class _Server(ThreadingHTTPServer):
@@ -195,13 +234,19 @@ class OpenAITestServer:
         model: The model id listed by ``/v1/models``.
         port: TCP port (0 picks a free one).
         hang_seconds: How long a ``timeout`` call hangs before closing the connection.
+        metrics_mode: Fault mode of ``GET /metrics``.
+        health_mode: Fault mode of ``GET /health``.
+        drip_interval: Seconds between the bytes of a ``drip`` answer.
+        huge_bytes: How much of a ``huge`` body is sent at most (unless the client hangs up first).
     """
 
     def __init__(self, replies: Sequence[str] | ReplyFn = ("OK",), *, latency: float = 0.0, mode: str = "ok",
                  fail_after: int | None = None, fail_mode: str = "timeout", model: str = "test-model",
-                 port: int = 0, hang_seconds: float = 30.0) -> None:
-        if mode not in MODES or fail_mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r} / {fail_mode!r}")
+                 port: int = 0, hang_seconds: float = 30.0, metrics_mode: str = "ok", health_mode: str = "ok",
+                 drip_interval: float = 0.5, huge_bytes: int = 256 << 20) -> None:
+        for given in (mode, fail_mode, metrics_mode, health_mode):
+            if given not in MODES:
+                raise ValueError(f"modes must be among {MODES}, got {given!r}")
         if callable(replies):
             self._fn: ReplyFn | None = replies
             self._cycle: Any = None
@@ -211,6 +256,9 @@ class OpenAITestServer:
             self._fn, self._cycle = None, itertools.cycle(list(replies))
         self.latency, self.mode, self.fail_after, self.fail_mode = latency, mode, fail_after, fail_mode
         self.model, self.hang_seconds = model, hang_seconds
+        self.metrics_mode, self.health_mode = metrics_mode, health_mode
+        self.drip_interval, self.huge_bytes = drip_interval, huge_bytes
+        self.stopping = threading.Event()  # ends hanging and dripping answers when the server stops
         self.calls = 0
         self.requests: deque[dict[str, Any]] = deque(maxlen=200)  # the latest requests, for tests
         self._lock = threading.Lock()
@@ -274,7 +322,8 @@ class OpenAITestServer:
         self._httpd.serve_forever(poll_interval=0.05)
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket (hanging and dripping answers end too)."""
+        self.stopping.set()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join(timeout=5)
@@ -298,8 +347,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--script", choices=sorted(SCRIPTS), default="doctor",
                         help="scripted replies: a deterministic doctor, patient, examiner or an echo")
     parser.add_argument("--mode", choices=MODES, default="ok")
+    parser.add_argument("--metrics-mode", choices=MODES, default="ok", help="fault mode of GET /metrics")
     args = parser.parse_args(argv)
-    server = OpenAITestServer(SCRIPTS[args.script], latency=args.latency_ms / 1000.0, mode=args.mode, port=args.port)
+    server = OpenAITestServer(SCRIPTS[args.script], latency=args.latency_ms / 1000.0, mode=args.mode, port=args.port,
+                              metrics_mode=args.metrics_mode)
     print(f"serving {server.base_url}", flush=True)
     try:
         server.serve_forever()

@@ -134,7 +134,8 @@ def test_cli_run_llm_doctor_with_dead_server_finishes(tmp_path: Path, cases: lis
     case_file.write_text(yaml.safe_dump(cases[1].model_dump(mode="json", exclude_none=True)))
     with OpenAITestServer(["x"], mode="down") as srv:
         res = _cli("run", "--cases", str(case_file), "--doctor", "llm:hosted_vllm/test", "--api-base", srv.base_url,
-                   "--timeout", "0.5", "--out", str(tmp_path / "out"))
-    assert res.returncode == 0, res.stderr[-2000:]
+                   "--timeout", "0.5", "--out", str(tmp_path / "out"), "--allow-failures")
+    assert res.returncode == 0, res.stderr[-2000:]  # failures accepted; without the flag: exit 1 (test_hostile_server)
+    assert "1 of 1 episode(s) failed" in res.stderr and "ConnectionResetError" in res.stderr
     record = json.loads((tmp_path / "out" / "results.jsonl").read_text().splitlines()[0])
     assert record["truncated"] and record["end_reason"] == "llm_error" and record["errors"]
