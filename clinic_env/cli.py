@@ -10,6 +10,7 @@ import typer
 
 from clinic_env import cli_open
 from clinic_env.cli_llm import serve_app
+from clinic_env.cli_tournament import AddressOpt, BackendOpt, WorkersOpt
 
 T = TypeVar("T")
 
@@ -151,6 +152,9 @@ def run(
     measurement_api_base: cli_open.MeasurementBaseOpt = None,
     moderator_api_base: cli_open.ModeratorBaseOpt = None,
     case_format: cli_open.FormatOpt = "auto",
+    backend: BackendOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Play every case with each doctor against the default patient and examiner; print a
     leaderboard and write results.jsonl and summary.json. Structured doctors (any spec of
@@ -158,10 +162,12 @@ def run(
     each episode is written as it finishes, ``--resume`` continues a killed run, and the exit status
     is 1 when episodes failed unless ``--allow-failures``. A doctor ``llm:MODEL`` (e.g.
     ``llm:hosted_vllm/NAME`` with ``--api-base``, or any litellm model) plays in text mode.
-    ``--mode open`` (or ``--protocol``) plays free-dialogue consultations (:mod:`clinic_env.cli_open`)."""
+    ``--mode open`` (or ``--protocol``) plays free-dialogue consultations (:mod:`clinic_env.cli_open`).
+    ``--backend ray`` spreads structured and llm: episodes over Ray actors (``--concurrency`` stays one
+    global limit; docs/SCALING.md); the records are the local backend's."""
     import datetime
 
-    from clinic_env.cli_tournament import finish, play_tournament, source_of
+    from clinic_env.cli_tournament import backend_of, finish, play_tournament, ray_session, source_of
     from clinic_env.competition import DoctorSpecError, parse_doctor_spec
 
     open_roles = {"patient": patient, "examiner": examiner, "measurement": measurement, "moderator": moderator}
@@ -171,12 +177,14 @@ def run(
         typer.echo(f"error: --mode must be auto or open, got {mode!r}", err=True)
         raise typer.Exit(2)
     if mode == "open" or protocol is not None:
+        if backend != "local":
+            typer.echo("error: --backend ray plays structured and llm: doctors; open-mode runs play locally", err=True)
+            raise typer.Exit(2)
         if resume:
             typer.echo("error: --resume covers structured doctors only; start open-mode runs afresh", err=True)
             raise typer.Exit(2)
-        library = cli_open.load_run_cases(cases, split, case_format)
         out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        cli_open.run_open(library, doctor or ["open-scripted"], roles=open_roles, protocol=protocol,
+        cli_open.run_open(cases, split, case_format, doctor or ["open-scripted"], roles=open_roles, protocol=protocol,
                           max_doctor_turns=max_doctor_turns, doctor_bias=doctor_bias, patient_bias=patient_bias,
                           api_base=api_base, role_api_base=role_bases, out=out, episodes_per_case=episodes_per_case,
                           seed=seed, concurrency=concurrency, timeout=timeout, persona=persona,
@@ -199,21 +207,25 @@ def run(
     if resume and llm_doctors:
         typer.echo("error: --resume covers structured doctors only; run the llm: doctors in their own --out", err=True)
         raise typer.Exit(2)
+    runner = backend_of(backend, address, workers)
     library = cli_open.load_run_cases(cases, split, case_format)
     out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     env_kwargs = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
     if not llm_doctors:
         result = play_tournament(structured, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
-                                 resume=resume, env_kwargs=env_kwargs, isolate=False, source=source_of(cases, split))
+                                 resume=resume, env_kwargs=env_kwargs, isolate=False, source=source_of(cases, split),
+                                 backend=runner)
         finish(result, allow_failures)
         return
-    _run_with_llm_doctors(structured, llm_doctors, library, out, episodes_per_case, seed, env_kwargs,
-                          source_of(cases, split), api_base, concurrency, timeout, allow_failures)
+    with ray_session(runner):  # one Ray for the structured and the llm: doctors (nothing when local)
+        _run_with_llm_doctors(structured, llm_doctors, library, out, episodes_per_case, seed, env_kwargs,
+                              source_of(cases, split), api_base, concurrency, timeout, allow_failures, runner)
 
 
 def _run_with_llm_doctors(structured: list[str], llm_doctors: list[str], library: list[Any], out: Path,
                           episodes_per_case: int, seed: int, env_kwargs: dict[str, Any], source: dict[str, Optional[str]],
-                          api_base: Optional[str], concurrency: int, timeout: float, allow_failures: bool) -> None:
+                          api_base: Optional[str], concurrency: int, timeout: float, allow_failures: bool,
+                          runner: Any = None) -> None:
     """``run`` with ``llm:`` doctors: the structured ones through the tournament engine, then the
     LLM ones in text mode, their records appended and the summary rewritten.
 
@@ -240,14 +252,21 @@ def _run_with_llm_doctors(structured: list[str], llm_doctors: list[str], library
     result = None
     if structured:
         result = play_tournament(structured, library, out=out, episodes_per_case=episodes_per_case, seed=seed,
-                                 resume=False, env_kwargs=env_kwargs, isolate=False, source=source)
+                                 resume=False, env_kwargs=env_kwargs, isolate=False, source=source, backend=runner)
     else:
         out.mkdir(parents=True, exist_ok=True)
     try:
         with Progress(transient=False) as progress:
             task = progress.add_task("llm episodes", total=len(library) * len(llm_doctors) * episodes_per_case)
-            llm_records, extra = play_doctors(library, llm_doctors, episodes_per_case, seed, env_kwargs, api_base,
-                                              concurrency, timeout, on_episode=lambda _r: progress.advance(task))
+            if runner is None:
+                llm_records, extra = play_doctors(library, llm_doctors, episodes_per_case, seed, env_kwargs, api_base,
+                                                  concurrency, timeout, on_episode=lambda _r: progress.advance(task))
+            else:  # --backend ray: async actors under one global --concurrency
+                from clinic_env.rollout_backends.ray_llm import play_llm_doctors_ray
+
+                llm_records, extra = play_llm_doctors_ray(
+                    library, llm_doctors, episodes_per_case, seed, env_kwargs, api_base, concurrency, timeout,
+                    workers=runner.workers, address=runner.address, on_episode=lambda _r: progress.advance(task))
     except (KeyError, ValueError, DataError) as exc:
         typer.echo(f"error: {redact(str(exc))}", err=True)
         raise typer.Exit(2) from None
