@@ -30,12 +30,13 @@ MAX_DEPTH = 32
 #: Most candidate spans handed to the JSON decoder per reply.
 MAX_DECODES = 16
 
-#: Most structural tokens (brackets and whole strings) scanned per reply.
-MAX_TOKENS = 4096
+#: Most structural tokens (brackets and whole strings) scanned per reply (a doctor's action has
+#: about 8, a batch of 40 rubric grades about 170).
+MAX_TOKENS = 2048
 
 _OPEN = re.compile(r"[{\[]")
 # Inside a span: a whole string (escapes included; unterminated runs to the end) or a bracket.
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"?|[{}\[\]]', re.S)
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[{}\[\]]', re.S)
 _CLOSER = {"}": "{", "]": "["}
 _FENCE = "```"
 # What can follow an opening bracket in JSON: a cheap filter before decoding ("[see 1]" is prose).
@@ -83,6 +84,7 @@ def extract_json(reply: str) -> Any:
                 break
             stack.append([m.start(), m.group(), 1])
             pos = m.end()
+            tokens += 1
             continue
         m = _TOKEN.search(text, pos)
         if m is None:

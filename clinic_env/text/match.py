@@ -71,6 +71,9 @@ class Match:
     item: str
     start: int
     phrase: str
+    strength: int = 2
+    """2: a curated phrase (aliases.yaml, the catalogue's synonyms, the id); 1: one derived from the
+    label or id words; 0: a phrase shared by several items, resolved to the most generic one."""
 
 
 def _label_phrases(label: str) -> set[str]:
@@ -106,6 +109,7 @@ def _extra_aliases() -> dict[str, dict[str, list[str]]]:
 @dataclass
 class _Index:
     phrases: dict[tuple[str, ...], str] = field(default_factory=dict)
+    strength: dict[tuple[str, ...], int] = field(default_factory=dict)
     ambiguous: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     docs: dict[str, Counter[str]] = field(default_factory=dict)
     idf: dict[str, float] = field(default_factory=dict)
@@ -131,7 +135,7 @@ def _build(entries: dict[str, tuple[set[str], set[str]]], extra_words: dict[str,
                         clash.discard(key)
                     continue
                 owner[key], strength[key] = item, max(level, strength.get(key, 0))
-    index = _Index({k: v for k, v in owner.items() if k not in clash})
+    index = _Index({k: v for k, v in owner.items() if k not in clash}, {k: strength[k] for k in owner if k not in clash})
     # A weak phrase shared by several items ("pulmonary embolism" heads two labels) goes to the
     # most generic of them: the one with the shortest label; ties by id order.
     for key in clash:
@@ -176,6 +180,7 @@ class CatalogueMatcher:
             "test": _build(tests, {}),
             "diagnosis": _build(dx, {}),
         }
+        self._content: dict[str, dict[tuple[str, ...], tuple[str, int]]] = {}
         self._codes = {c.upper(): c for c in catalogue.diagnosis_codes}
         self._ids = {"history": set(catalogue.history), "test": set(catalogue.tests),
                      "diagnosis": set(catalogue.diagnosis_codes)}
@@ -203,8 +208,9 @@ class CatalogueMatcher:
                 code = self._codes.get(m.group(1).upper())
                 if code and code not in seen and (keep is None or code in keep):
                     seen.add(code)
-                    found.append(Match(kind, code, -1, m.group(1)))
-        phrases, ambiguous = self.index[kind].phrases, self.index[kind].ambiguous
+                    found.append(Match(kind, code, -1, m.group(1), 2))
+        index = self.index[kind]
+        phrases, ambiguous = index.phrases, index.ambiguous
         toks = tokens(text)
         i = 0
         while i < len(toks):
@@ -212,20 +218,67 @@ class CatalogueMatcher:
             for n in range(min(_MAX_WORDS, len(toks) - i), 0, -1):
                 key = tuple(toks[i : i + n])
                 item = phrases.get(key)
+                level = index.strength.get(key, 1)
                 if item is None and key in ambiguous:
                     options = [c for c in ambiguous[key] if keep is None or c in keep]
-                    item = options[0] if options else None
+                    item, level = (options[0] if options else None), 0
                 if item is not None:
-                    hit = (item, n)
+                    hit = (item, n, level)
                     break
             if hit is None:
                 i += 1
                 continue
-            item, n = hit
+            item, n, level = hit
             if item not in seen and (keep is None or item in keep):
                 seen.add(item)
-                found.append(Match(kind, item, i, " ".join(toks[i : i + n])))
+                found.append(Match(kind, item, i, " ".join(toks[i : i + n]), level))
             i += n
+        return found
+
+    def _content_index(self, kind: str) -> dict[tuple[str, ...], tuple[str, int]]:
+        """Phrases keyed by their content words only (stop words dropped): "blood in your urine"
+        meets "blood in urine". A content key two items share names neither."""
+        hit = self._content.get(kind)
+        if hit is not None:
+            return hit
+        index = self.index[kind]
+        out: dict[tuple[str, ...], tuple[str, int]] = {}
+        clash: set[tuple[str, ...]] = set()
+        for key, item in index.phrases.items():
+            content = tuple(t for t in key if t not in _STOP)
+            if not content or (len(content) == 1 and content != key):
+                continue  # "how long" is not named by "long" alone
+            if content in out and out[content][0] != item:
+                clash.add(content)
+            elif content not in out or index.strength.get(key, 1) > out[content][1]:
+                out[content] = (item, index.strength.get(key, 1))
+        self._content[kind] = {k: v for k, v in out.items() if k not in clash}
+        return self._content[kind]
+
+    def find_content(self, kind: str, text: str, allowed: Iterable[str] | None = None) -> list[Match]:
+        """As :meth:`find`, on content words only (stop words skipped in both text and phrases);
+        each match's ``start`` is its token position in ``text`` and ``phrase`` the words it spans."""
+        keep = set(allowed) if allowed is not None else None
+        index = self._content_index(kind)
+        toks = tokens(text)
+        pos = [i for i, t in enumerate(toks) if t not in _STOP]
+        words = [toks[i] for i in pos]
+        found: list[Match] = []
+        seen: set[str] = set()
+        i = 0
+        while i < len(words):
+            for n in range(min(_MAX_WORDS, len(words) - i), 0, -1):
+                entry = index.get(tuple(words[i : i + n]))
+                if entry is not None:
+                    item, level = entry
+                    if item not in seen and (keep is None or item in keep):
+                        seen.add(item)
+                        a, b = pos[i], pos[i + n - 1] + 1
+                        found.append(Match(kind, item, a, " ".join(toks[a:b]), level))
+                    i += n
+                    break
+            else:
+                i += 1
         return found
 
     def _overlap(self, kind: str, text: str, keep: set[str] | None) -> dict[str, float]:
@@ -252,12 +305,20 @@ class CatalogueMatcher:
 
         The fallback for paraphrased questions ("does anything make it worse?") that name no alias.
         """
+        best, score, _ = self.best_scored(kind, text, allowed)
+        return best if score >= min_score else None
+
+    def best_scored(self, kind: str, text: str, allowed: Iterable[str] | None = None) -> tuple[str | None, float, float]:
+        """The item of :meth:`best`, its overlap score in [0, 1] and the runner-up's score
+        (``(None, 0.0, 0.0)`` when no word is shared)."""
         scores = self._overlap(kind, text, set(allowed) if allowed is not None else None)
-        best, best_score = None, 0.0
+        best, best_score, second = None, 0.0, 0.0
         for item, score in scores.items():
             if score > best_score:
-                best, best_score = item, score
-        return best if best_score >= min_score else None
+                best, best_score, second = item, score, best_score
+            elif score > second:
+                second = score
+        return best, best_score, second
 
     def ranked(self, kind: str, text: str, allowed: Iterable[str] | None = None, n: int = 5) -> list[tuple[str, float]]:
         """The ``n`` items of ``kind`` closest to ``text``, best first, as ``(id, score)`` in [0, 1].

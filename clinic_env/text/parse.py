@@ -20,7 +20,6 @@ the text envs show the model when they re-ask (once; then the turn is a penalise
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from clinic_env.core.engine import DIAGNOSIS, DIFFERENTIAL, HISTORY, SEGMENTS, T
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.text.jsonscan import extract_json
 from clinic_env.text.match import CatalogueMatcher
+from clinic_env.text.sense import match_question, read
 
 __all__ = ["DEFAULT_MAX_CHARS", "DoctorParser", "ParseResult", "ParsedAction", "extract_json", "matcher_for",
            "parse_patient_reply", "parse_verdict"]
@@ -39,6 +39,11 @@ __all__ = ["DEFAULT_MAX_CHARS", "DoctorParser", "ParseResult", "ParsedAction", "
 #: Replies longer than this are rejected as over-long (re-asked) rather than searched.
 DEFAULT_MAX_CHARS = 4000
 _MAX_ACTIONS = 8
+# Sentences of one reply that are read, the longest sentence read as a question, and the most
+# characters searched for item names: a longer reply is cut, so the parse stays bounded.
+_MAX_SENTENCES = 24
+_MAX_QUESTION_CHARS = 400
+_MAX_SEARCH_CHARS = 4000
 
 _VERBS = {
     "ask": "ask", "question": "ask", "ask_question": "ask", "history": "ask", "inquire": "ask", "enquire": "ask",
@@ -109,6 +114,7 @@ class DoctorParser:
     def __init__(self, catalogue: Catalogue, table: ActionTable, max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self.cat, self.table, self.max_chars = catalogue, table, max_chars
         self.matcher = matcher_for(catalogue)
+        self.refusals: list[str] = []
 
     # ------------------------------------------------------------------------------------------ helpers
     def _index(self, kind: str, item: str) -> int:
@@ -127,31 +133,68 @@ class DoctorParser:
         exact = self.matcher.exact(kind, item) if item else None
         if exact is not None:
             return [self._index(kind, exact)]
-        for text in (item, said):
+        for text, question in ((item, False), (said, True)):
             if text:
-                found = self._find(kind, text, mask)
+                found = self._find(kind, text, mask, question)
                 if found:
                     return found
         return []
 
-    def _find(self, kind: str, text: str, mask: np.ndarray | None) -> list[int]:
-        return [i for i, _ in self._find_said(kind, text, mask)]
+    def _find(self, kind: str, text: str, mask: np.ndarray | None, question: bool = True) -> list[int]:
+        return [i for i, _ in self._find_said(kind, text, mask, question)]
 
-    def _find_said(self, kind: str, text: str, mask: np.ndarray | None) -> list[tuple[int, str | None]]:
+    def _find_said(self, kind: str, text: str, mask: np.ndarray | None,
+                   question: bool = True) -> list[tuple[int, str | None]]:
         """Items of ``kind`` named in ``text`` (legal ones only unless ``mask`` is None); for history,
-        one item per sentence, paired with that sentence (the doctor's words for the question)."""
+        one item per sentence, paired with that sentence (the doctor's words for the question).
+
+        With ``question`` (free text), a history item is taken only from a sentence that reads as a
+        confident clinical question (:func:`~clinic_env.text.sense.match_question`); a sentence
+        about the conversation itself (role-play, code words, formats) names nothing of any kind.
+        Without it (the ``item`` field of a JSON action, which names an item by design), alias
+        phrases and then the word overlap are used as names.
+        """
         legal = self._legal_ids(kind, mask) if mask is not None else None
+        text = text[:_MAX_SEARCH_CHARS]
+        sentences = [s.strip() for s in _SENTENCE.split(text)[:_MAX_SENTENCES] if s and s.strip()]
+        if question:
+            sentences = [s for s in sentences if self._readable(s)]
         if kind != "history":
-            return [(self._index(kind, m.item), None) for m in self.matcher.find(kind, text, legal)]
+            found = self.matcher.find(kind, " . ".join(sentences) if question else text, legal)
+            return [(self._index(kind, m.item), None) for m in found]
         out: list[tuple[int, str | None]] = []
-        for sentence in _SENTENCE.split(text):
-            if not sentence or not sentence.strip():
-                continue
-            hits = self.matcher.find(kind, sentence, legal)
-            item = hits[0].item if hits else self.matcher.best(kind, sentence, legal)
+        for sentence in sentences if question else [text]:
+            item = self._question(sentence, legal) if question else self._name(sentence, legal)
             if item is not None and all(self._index(kind, item) != i for i, _ in out):
                 out.append((self._index(kind, item), sentence.strip()))
         return out
+
+    def _readable(self, sentence: str) -> bool:
+        """Whether a sentence may name items: not over-long, not about the conversation itself."""
+        if len(sentence) > _MAX_QUESTION_CHARS:
+            self.refusals.append(f"a sentence of {len(sentence)} characters is too long to be one question")
+            return False
+        meta = read(sentence).meta
+        if meta is not None:
+            self.refusals.append(f"'{' '.join(meta)}' is a request about the conversation, not a question")
+            return False
+        return True
+
+    def _question(self, sentence: str, legal: list[str] | None) -> str | None:
+        """The item a sentence confidently asks about; an illegal item found (already asked) is kept
+        rather than replaced by a legal guess, unless a shared phrase resolves to a legal item."""
+        found = match_question(self.matcher, sentence, None)
+        if found.item is not None and legal is not None and found.item not in legal:
+            again = match_question(self.matcher, sentence, legal)
+            if again.item is not None and again.reason == "phrase":
+                return again.item
+        if found.item is None:
+            self.refusals.append(f"'{_clip(sentence)}': {found.reason}")
+        return found.item
+
+    def _name(self, words: str, legal: list[str] | None) -> str | None:
+        hits = self.matcher.find("history", words, legal)
+        return hits[0].item if hits else self.matcher.best("history", words, legal)
 
     def _legal_ids(self, kind: str, mask: np.ndarray) -> list[str]:
         t = self.table
@@ -227,6 +270,7 @@ class DoctorParser:
             return ParseResult(error="the reply was empty")
         if len(text) > self.max_chars:
             return ParseResult(error=f"the reply was over-long ({len(text)} characters; at most {self.max_chars})")
+        self.refusals = []
         value = extract_json(text)
         source = "json" if value is not None else "text"
         pairs = self._from_json(value, mask, segment) if value is not None else []
@@ -250,7 +294,12 @@ class DoctorParser:
         seg = SEGMENTS[min(segment, DIAGNOSIS)]
         if illegal:
             return ParseResult(error=f"{', '.join(illegal[:3])} is not allowed now (segment: {seg})", source=source)
-        return ParseResult(error=f"no action for the {seg} segment was recognised in the reply", source=source)
+        why = f" ({'; '.join(self.refusals[:2])})" if self.refusals else ""
+        return ParseResult(error=f"no action for the {seg} segment was recognised in the reply{why}", source=source)
+
+
+def _clip(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def parse_patient_reply(reply: Any, contradiction_allowed: bool = False) -> tuple[str, str] | None:
