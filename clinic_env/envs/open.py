@@ -167,6 +167,7 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self._act_space = gymnasium.spaces.Text(max_reply_chars, min_length=0, charset=CHARSET)
         self._rng = np.random.default_rng()
         self.case: Case | None = None
+        self._per_case: dict[str, tuple[Case, LeakGuard, str, str, list[str], list[str]]] = {}
 
     # ------------------------------------------------------------------------------ spaces
     def observation_space(self, agent: str) -> gymnasium.spaces.Dict:
@@ -185,13 +186,17 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         opts = {k: v for k, v in (options or {}).items() if k in ("case_id", "persona_id")}
         self.case, self.persona = self.setup.choose(self._rng, opts)
         case, cat = self.case, self.catalogue
-        self.guard = LeakGuard(case, cat)
+        known = self._per_case.get(case.id)
+        if known is None or known[0] is not case:
+            # What each role knows depends on the case only: worked out once per case.
+            gold = prompts.GoldFilter(case, cat)
+            known = self._per_case[case.id] = (
+                case, LeakGuard(case, cat), prompts.presentation(case, cat),
+                prompts.anchor_for(case.gold_diagnosis, gold.names_gold), prompts.patient_knowledge(case, cat),
+                prompts.measurement_knowledge(case, cat))
+        _, self.guard, self.presentation, self.anchor, self.patient_facts, self.measurement_facts = known
         self._conversation = _conversation_guard(self.guard)
         self.scripted_patient = CasePatient(case)
-        self.presentation = prompts.presentation(case, cat)
-        self.anchor = prompts.anchor_for(case.gold_diagnosis, prompts.GoldFilter(case, cat).names_gold)
-        self.patient_facts = prompts.patient_knowledge(case, cat)
-        self.measurement_facts = prompts.measurement_knowledge(case, cat)
         self.transcript: list[dict[str, Any]] = [{"role": "patient", "name": "case", "content": case.opening_statement}]
         self.asked: list[str] = []
         self.ordered: list[str] = []

@@ -12,7 +12,7 @@ from pettingzoo.test import api_test
 import clinic_env
 from clinic_env.envs.open import OpenConsultationEnv
 from clinic_env.importers import import_cases
-from clinic_env.open.prompts import anchor_for, patient_knowledge, patient_system
+from clinic_env.open.prompts import GoldFilter, anchor_for, patient_knowledge, patient_system
 from clinic_env.open.roles import OpenScriptedDoctor
 from clinic_env.patients.leak_guard import FALLBACK_FACT
 from clinic_env.patients.terms import load_synonyms
@@ -198,14 +198,18 @@ def test_patient_prompt_never_names_the_gold(cases: list[clinic_env.Case], catal
     cat = with_diagnoses(catalogue, [c.gold_diagnosis for c in imported])
     bad = {}
     for case in [*cases, *imported]:
-        env = OpenConsultationEnv(case=case, catalogue=cat, patient="agent", patient_bias="self_diagnosis")
-        env.reset(seed=0)
-        env.step("What brings you in?")
-        text = str(env.observe("patient")["messages"][0]["content"])
+        anchor = anchor_for(case.gold_diagnosis, GoldFilter(case, cat).names_gold)
+        text = patient_system("clinic", patient_knowledge(case, cat), None, "self_diagnosis", anchor)
         hits = _names_gold(text, case, cat)
         if hits:
             bad[case.id] = hits
     assert not bad
+    # What the env sends is that prompt.
+    env = OpenConsultationEnv(cases=imported, catalogue=cat, patient="agent", patient_bias="self_diagnosis")
+    env.reset(seed=0, options={"case_id": imported[0].id})
+    env.step("What brings you in?")
+    text = str(env.observe("patient")["messages"][0]["content"])
+    assert not _names_gold(text, imported[0], cat) and "librarian" in text
     assert any("double vision" in line.lower() for line in patient_knowledge(imported[0], cat))
     assert "convinced" not in text and "sure you have cancer" in text
 
