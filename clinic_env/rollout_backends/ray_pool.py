@@ -8,8 +8,9 @@ test or a benchmark, is used as it is). Its ``init_s`` is the time ``ray.init`` 
 waits for the driver between batches, and every result is handed back as soon as its call ends
 (completion order). When an actor dies (its process killed, a node lost, ``ray.kill``), every call
 it had in flight fails with a :class:`ray.exceptions.RayActorError`; the pool starts a replacement
-actor and queues each item of those calls again, alone, at the front of the queue, so one episode
-that kills its worker cannot take its batch-mates down twice. An item lost a second time is given
+actor and queues each item of those calls again, alone, at the front of the queue; a retried item
+runs alone on its actor (nothing queued behind it), so an episode that kills every worker it meets
+takes no other episode down twice. An item lost a second time is given
 to ``lost`` (the tournament records it as a failed episode) and never played again. So every item
 yields exactly one result, whichever workers die, and the number of replacements is bounded (each
 death costs some item one of its two tries).
@@ -153,23 +154,31 @@ class ActorPool(Generic[T, R]):
         """Call ``actor.<method>.remote(batch)`` for every batch and yield each result as its call ends.
 
         ``method`` returns a list with one result per item. An item whose actor died is tried once
-        more, alone; one lost twice yields ``lost(item, why)``. A call that raises inside the actor
+        more, alone on its actor; one lost twice yields ``lost(item, why)``. A call that raises inside the actor
         (a bug: the players record their own failures) yields ``lost`` for its items at once.
         """
         ray = require_ray()
         queue: deque[tuple[list[T], int]] = deque((list(b), 0) for b in batches if b)
         inflight: dict[Any, tuple[int, int, list[T], int]] = {}
+        solo: set[int] = set()  # generations running a retry, which get nothing else meanwhile
         while queue or inflight:
             for slot, actor in list(self.actors.items()):
                 gen = self._gen[slot]
-                while self._load[gen] < self.depths[slot] and queue:
-                    items, attempt = queue.popleft()
+                while queue and gen not in solo and self._load[gen] < self.depths[slot]:
+                    items, attempt = queue[0]
+                    if attempt and self._load[gen]:  # a retry runs alone: if it kills its worker, only it dies
+                        break
+                    queue.popleft()
                     inflight[getattr(actor, method).remote(items)] = (slot, gen, items, attempt)
                     self._load[gen] += 1
+                    if attempt:
+                        solo.add(gen)
             done, _ = ray.wait(list(inflight), num_returns=1)
             for ref in done:
                 slot, gen, items, attempt = inflight.pop(ref)
                 self._load[gen] -= 1
+                if attempt:
+                    solo.discard(gen)
                 try:
                     results = ray.get(ref)
                 except ray.exceptions.RayTaskError as exc:
