@@ -4,6 +4,9 @@
 - :func:`arun_open` (:mod:`clinic_env.open.rollout`): async rollouts with LLM or scripted roles;
 - :mod:`clinic_env.open.prompts`, :mod:`~clinic_env.open.roles`, :mod:`~clinic_env.open.grading`,
   :mod:`~clinic_env.open.biases`: the prompts, scripted stand-ins, grading and bias data.
+
+The rollout names are loaded on first use (the env imports this package's prompts, and the rollout
+imports the env).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from typing import Any
 
 from clinic_env.open.biases import BIAS_IDS, bias_text, load_biases
 
-__all__ = ["BIAS_IDS", "arun_open", "bias_text", "load_biases"]
+__all__ = ["BIAS_IDS", "OPEN_ROLES", "SCRIPTED", "arun_open", "bias_text", "load_biases"]
+
+_LAZY = ("OPEN_ROLES", "SCRIPTED", "arun_open")
 
 
-async def arun_open(*args: Any, **kwargs: Any) -> Any:
-    """See :func:`clinic_env.open.rollout.arun_open` (imported on first use)."""
-    from clinic_env.open.rollout import arun_open as run
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from clinic_env.open import rollout
 
-    return await run(*args, **kwargs)
+        return getattr(rollout, name)
+    raise AttributeError(f"module 'clinic_env.open' has no attribute {name!r}")
