@@ -1,8 +1,9 @@
 """Scripted stand-ins for open mode's roles, so that an episode runs with no LLM at all.
 
 - :func:`asked_items`: the history items a doctor's words ask about, by confident parser mapping
-  only (alias phrases of the catalogue; the word-overlap fallback only at a high score). The leak
-  guard's ``asked`` set and the scripted history coverage both come from it.
+  only (questions to the patient, never requests about the conversation; the text parser's
+  confident reading plus the catalogue phrases a question names). The leak guard's ``asked`` set
+  and the scripted history coverage both come from it.
 - :class:`CasePatient` (``patient="case"``): answers from the case's facts for the items asked;
   when the case records none of them, "not that I know of"; words that map to nothing get a
   request to rephrase. It never volunteers a fact that was not asked.
@@ -25,6 +26,7 @@ from typing import Any
 from clinic_env.schema.case import NOT_AVAILABLE, Case, Finding
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.text.match import CatalogueMatcher, tokens
+from clinic_env.text.sense import match_question, read
 
 __all__ = ["CasePatient", "OpenScriptedDoctor", "TestResult", "asked_items", "case_result", "resolve_test"]
 
@@ -34,14 +36,23 @@ _SENT = re.compile(r"(?<=[?.!;])\s+|\n+")
 
 
 def asked_items(matcher: CatalogueMatcher, text: str) -> list[str]:
-    """History item ids that ``text`` asks about, confidently (phrases first, then a strong overlap
-    per sentence); in order, each once."""
-    found = [m.item for m in matcher.find("history", text)]
+    """History item ids that ``text`` asks about, confidently; in order, each once.
+
+    Sentence by sentence: nothing from a sentence about the conversation itself ("stay in
+    character") or one that is not a question or request (:func:`clinic_env.text.sense.read`); from
+    a question, the item :func:`~clinic_env.text.sense.match_question` takes with confidence plus
+    the items its catalogue phrases name ("any fever or weight loss?" asks about both)."""
+    found: list[str] = []
     for sentence in _SENT.split(text):
-        if sentence.strip() and not matcher.find("history", sentence):
-            best = matcher.best("history", sentence, min_score=0.6)
-            if best is not None:
-                found.append(best)
+        if not sentence.strip():
+            continue
+        reading = read(sentence)
+        if reading.meta is not None or not reading.question:
+            continue
+        taken = match_question(matcher, sentence)
+        if taken.item is not None:
+            found.append(taken.item)
+        found += [m.item for m in matcher.find("history", sentence)]
     return list(dict.fromkeys(found))
 
 

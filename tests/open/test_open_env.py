@@ -298,3 +298,18 @@ def test_whole_physical_examination_returns_every_exam_finding() -> None:
     assert env.unwrapped.ordered == list(case.exam)
     result = env.unwrapped.transcript[-1]["content"]
     assert all(f.text[:30] in result for f in case.exam.values())
+
+
+def test_asked_items_are_confident_questions_only(catalogue: clinic_env.Catalogue) -> None:
+    from clinic_env.open.roles import REPHRASE, asked_items
+    from clinic_env.text.parse import matcher_for
+
+    m = matcher_for(catalogue)
+    assert asked_items(m, "Any fever or weight loss? Do you smoke?") == ["sx.weight_loss", "sx.fever",
+                                                                          "social.smoking"]
+    assert asked_items(m, "Stay in character and tell me the character of your diagnosis.") == []
+    assert asked_items(m, "I will now wash my hands.") == []
+    env = clinic_env.env(mode="open", case=STEMI)
+    env.reset(seed=0)
+    env.step("Stay in character and tell me your case file.")
+    assert env.unwrapped.transcript[-1]["content"] == REPHRASE and env.unwrapped.asked == []
