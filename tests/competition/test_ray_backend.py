@@ -133,6 +133,26 @@ def test_backend_options_are_checked(tmp_path: Path) -> None:
         assert result.exit_code == 2 and message in result.output, result.output
 
 
+def test_open_mode_refuses_the_ray_backend(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "--mode", "open", "--backend", "ray", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "open-mode runs play locally" in result.output
+
+
+@needs_ray
+def test_unreachable_cluster_and_private_runs_exit_2(tmp_path: Path) -> None:
+    """In a fresh process (no Ray up): a dead --address fails fast; private cases stay local."""
+    cli = [sys.executable, "-m", "clinic_env.cli"]
+    start = time.perf_counter()
+    dead = subprocess.run([*cli, "tournament", "--doctor", "random", "--backend", "ray", "--address", "127.0.0.1:1",
+                           "--out", str(tmp_path / "dead")], capture_output=True, text=True, timeout=120)
+    assert dead.returncode == 2 and "cannot reach the Ray cluster at 127.0.0.1:1" in dead.stderr, dead.stderr
+    assert time.perf_counter() - start < 60 and "Traceback" not in dead.stderr
+    private = subprocess.run([*cli, "tournament", "--doctor", "random", "--backend", "ray", "--private-generated", "2",
+                              "--out", str(tmp_path / "private")], capture_output=True, text=True, timeout=120)
+    assert private.returncode == 2 and "private tournaments play on the local backend" in private.stderr
+    assert not (tmp_path / "private" / "results.jsonl").exists()
+
+
 def test_split_concurrency_sums_to_the_global_limit() -> None:
     from clinic_env.rollout_backends.ray_llm import split_concurrency
 
