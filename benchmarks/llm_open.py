@@ -20,7 +20,8 @@ are AgentClinic OSCE records (``tests/fixtures/agentclinic_osce.jsonl``) importe
    calls and words per doctor call for the same consultations; issue 10's side-by-side measurement
    of AgentClinic itself reported 16 calls per episode and ~240 words per doctor call.
 3. **Throughput**: episodes/s at concurrency 1, 16 and 64 and the speed-up of 64 over 1 (best of
-   ``--repeats`` runs each; every run is printed).
+   ``--repeats`` runs each; every run is printed). The episode counts are multiples of the
+   concurrency (the cases cycled), so that no run ends on a half-empty wave of episodes.
 
 Targets (issue 10): all-LLM calls per episode <= 20; doctor prompt beyond the cached prefix <= 400
 tokens; speed-up at 64 >= 40x.
@@ -139,7 +140,7 @@ def prompt_figures(log: Path, count: Callable[[str], int]) -> dict[str, Any]:
 
 
 def play(api_base: str, cases: list[Any], episodes_per_case: int, concurrency: int) -> Any:
-    """One all-LLM open-mode batch."""
+    """One all-LLM open-mode batch (a case listed twice is played twice, on its own seed)."""
     from clinic_env.open import arun_open
 
     return asyncio.run(arun_open(cases, MODEL, patient=MODEL, examiner=MODEL, measurement=MODEL, moderator=MODEL,
@@ -179,11 +180,12 @@ def throughput(cases: list[Any], latency_ms: float, plan: dict[int, int], repeat
     try:
         play(api_base, cases[:2], 1, 2)  # warm-up: imports, connections
         for concurrency, episodes in sorted(plan.items()):
-            per_case = max(1, -(-episodes // len(cases)))
+            # Exactly ``episodes`` (a multiple of the concurrency: no half-empty last wave).
+            chosen = (cases * -(-episodes // len(cases)))[:episodes]
             runs = []
             for _ in range(repeats):
                 start = time.perf_counter()
-                batch = play(api_base, cases, per_case, concurrency)
+                batch = play(api_base, chosen, 1, concurrency)
                 wall = time.perf_counter() - start
                 calls = sum(int((r.get("usage") or {}).get("calls") or 0) for r in batch)
                 runs.append({"concurrency": concurrency, "episodes": len(batch), "calls": calls, "wall_s": round(wall, 3),
@@ -208,7 +210,7 @@ def main() -> None:
 
     cases, _ = import_cases(FIXTURE, "agentclinic")
     latency = 20.0 if args.quick else args.latency_ms
-    plan = {1: 5, 16: 32, 64: 64} if args.quick else {1: 10, 16: 64, 64: 192}
+    plan = {1: 4, 16: 32, 64: 64} if args.quick else {1: 10, 16: 64, 64: 256}
     repeats = 1 if args.quick else args.repeats
     count, unit = token_counter()
     proto = protocol_pass(cases, latency, count)
