@@ -210,6 +210,9 @@ class Consultation:
         self.rubric = (*case.rubric, *self.general_rubric, *(self.case_items(case) if self.case_items else ()))
         self.queue: deque[int] = deque()
         self.verdicts: dict[int, bool | None] = {}
+        # Verdicts given ahead for queued items (a batch grader's one reply for a segment): played
+        # as soon as the item reaches the head of the queue, without another examiner turn.
+        self.pregraded: dict[int, str] = {}
         self.segment_scores: dict[str, float] = {}
         self.terminated = self.truncated = False
         self.end_reason: str | None = None
@@ -533,9 +536,24 @@ class Consultation:
 
     def _verdict(self, verdict: str) -> None:
         i = self.queue.popleft()
+        self._record_verdict(i, verdict)
+        # Items graded ahead by the same examiner reply follow at once, in queue order.
+        while self.queue and self.queue[0] in self.pregraded:
+            j = self.queue.popleft()
+            self._record_verdict(j, self.pregraded.pop(j))
+
+    def _record_verdict(self, i: int, verdict: str) -> None:
+        self.pregraded.pop(i, None)
         self.verdicts[i] = None if verdict == "abstain" else verdict == "met"
         self.transcript.add("examiner", f"Examiner: [{verdict}] {self.rubric[i].criterion}")
         self._log(EXAMINER, f"verdict:{verdict}", self.rubric[i].criterion, {})
+
+    def pregrade(self, verdicts: dict[int, str]) -> None:
+        """Give verdicts (``met``/``not_met``/``abstain``) ahead for queued rubric items (by rubric
+        index): each is recorded right after the examiner's next verdict reaches it, so one batch
+        reply grades a whole segment in one examiner turn. Items not queued are ignored."""
+        queued = set(self.queue)
+        self.pregraded.update({i: v for i, v in verdicts.items() if i in queued and v in VERDICTS})
 
     def end_cycle(self) -> dict[str, float]:
         """Close the cycle: check termination and truncation; returns the components the doctor

@@ -65,24 +65,26 @@ def speaking(engine: Consultation, agent: int, said: str | None) -> Iterator[Non
         engine.say(agent, None)
 
 
-def _text_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, bool]:
+def _text_kwargs(kwargs: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, Any]]:
     kwargs = dict(kwargs)
     kwargs.pop("mode", None)
     max_chars = int(kwargs.pop("max_reply_chars", DEFAULT_MAX_CHARS))
-    list_items = bool(kwargs.pop("list_items", True))
+    # TextTurns options: full catalogue listing in the doctor's prompt (default lean), examiner grading.
+    turns = {"list_items": bool(kwargs.pop("list_items", False)), "grading": str(kwargs.pop("grading", "batch"))}
     # Text-mode users (LLM rollouts, trainers) read the named components: full infos by default.
     kwargs.setdefault("infos", "full")
-    return kwargs, max_chars, list_items
+    return kwargs, max_chars, turns
 
 
 class TextConsultationEnv(ConsultationEnv):
     """AEC env in text mode (see the module docstring; extra arguments ``max_reply_chars`` and
-    ``list_items``, whether the doctor's system prompt lists the segment's catalogue items)."""
+    ``list_items``, whether the doctor's system prompt lists the segment's catalogue items (default:
+    lean prompts), and ``grading``, ``"batch"`` (default) or ``"per_item"`` for the LLM examiner)."""
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        kwargs, max_chars, list_items = _text_kwargs(kwargs)
+        kwargs, max_chars, turns = _text_kwargs(kwargs)
         super().__init__(render_mode=render_mode, **kwargs)
-        self.turns = TextTurns(self.engine, self.engine.table, max_chars, list_items)
+        self.turns = TextTurns(self.engine, self.engine.table, max_chars, **turns)
         self._obs_space = gymnasium.spaces.Dict({**self._obs_space.spaces, "messages": messages_space()})
 
     def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> None:
@@ -130,9 +132,9 @@ class TextParallelEnv(ConsultationParallelEnv):
     """Parallel env in text mode (see the module docstring)."""
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        kwargs, max_chars, list_items = _text_kwargs(kwargs)
+        kwargs, max_chars, turns = _text_kwargs(kwargs)
         super().__init__(render_mode=render_mode, **kwargs)
-        self.turns = TextTurns(self.engine, self.engine.table, max_chars, list_items)
+        self.turns = TextTurns(self.engine, self.engine.table, max_chars, **turns)
         self._obs_space = gymnasium.spaces.Dict({**self._obs_space.spaces, "messages": messages_space()})
 
     def _observe(self, i: int) -> dict[str, Any]:
@@ -186,7 +188,7 @@ class TextDoctorEnv(DoctorEnv):
 
     def __init__(self, render_mode: str | None = None, patient: Any = "persona", examiner: Any = "rubric",
                  **kwargs: Any) -> None:
-        kwargs, max_chars, list_items = _text_kwargs(kwargs)
+        kwargs, max_chars, turns = _text_kwargs(kwargs)
         text_patient = patient if not isinstance(patient, str) else None
         text_examiner = examiner if not isinstance(examiner, str) else None
         super().__init__(render_mode=render_mode, patient=patient if text_patient is None else "persona",
@@ -195,7 +197,7 @@ class TextDoctorEnv(DoctorEnv):
             self.patient = text_patient
         if text_examiner is not None:
             self.examiner = text_examiner
-        self.turns = TextTurns(self.engine, self.engine.table, max_chars, list_items)
+        self.turns = TextTurns(self.engine, self.engine.table, max_chars, **turns)
         assert isinstance(self.observation_space, gymnasium.spaces.Dict)
         spaces = dict(self.observation_space.spaces)
         spaces["transcript"] = gymnasium.spaces.Text(MAX_TRANSCRIPT_CHARS, min_length=0, charset=CHARSET)

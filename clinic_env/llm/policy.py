@@ -7,8 +7,11 @@ temperature / seed / n (with ``n > 1`` the env tries the candidates in order and
 that parses), and counts token usage and latency into the episode being played (see
 :func:`clinic_env.llm.client.track_usage`; :func:`clinic_env.rollout.arun` records it).
 
-The LLM patient's replies pass through the leak guard inside the env; the LLM examiner grades the
-one rubric item at the head of its queue per call (HealthBench grader prompt, ``criteria_met``).
+The LLM patient's replies pass through the leak guard inside the env. The LLM examiner grades
+every pending rubric item of a segment in one call by default (the env's ``grading="batch"``;
+reply ``{"grades": [{"id", "verdict"}]}``, ~4 calls per episode); with ``grading="per_item"`` (on
+the env, and here for the reply schema) it grades the one item at the head of its queue per call
+(HealthBench grader prompt, ``criteria_met``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import contextvars
 from typing import Any
 
 from clinic_env.llm.client import ChatClient, Completion
-from clinic_env.text.render import response_format
+from clinic_env.text.render import GRADINGS, response_format
 from clinic_env.text.schema import legal_doctor_schema
 
 __all__ = ["ROLES", "LLMPolicy", "sampling_offset"]
@@ -26,6 +29,8 @@ __all__ = ["ROLES", "LLMPolicy", "sampling_offset"]
 ROLES = ("doctor", "patient", "examiner")
 _ROLE_INDEX = {r: i for i, r in enumerate(ROLES)}
 _MAX_TOKENS = {"doctor": 256, "patient": 200, "examiner": 400}
+# A batch grade is ~14 tokens per rubric item: room for 60 items.
+_BATCH_EXAMINER_TOKENS = 1024
 
 #: Per-episode offset added to the policy's seed, so that the G rollouts of a group differ.
 _SAMPLING_OFFSET: contextvars.ContextVar[int] = contextvars.ContextVar("clinic_env_sampling_offset", default=0)
@@ -62,6 +67,9 @@ class LLMPolicy:
         info: The env's :class:`~clinic_env.envs.setup.EnvInfo`. With it, a doctor's schema lists
             only the actions and ids legal now (from the observation's mask), so servers with
             grammar-constrained decoding can only produce legal replies.
+        grading: The examiner's reply schema: ``"batch"`` (all pending items in one reply, the
+            text envs' default) or ``"per_item"`` (HealthBench ``criteria_met``); set the env's
+            ``grading`` to match.
         token_data: Ask for token-level data (``logprobs: true`` and vLLM's ``return_token_ids:
             true``) so that rollouts can hand prompt/completion token ids and logprobs to a trainer.
             Servers that reject unknown fields (OpenAI's own API) answer 400: leave it off there.
@@ -74,13 +82,17 @@ class LLMPolicy:
                  max_tokens: int | None = None, timeout: float = 60.0, retries: int = 2, backoff: float = 0.5,
                  concurrency: int = 64, structured_output: bool = True, transport: str = "auto",
                  extra_body: dict[str, Any] | None = None, client: ChatClient | None = None,
-                 info: Any = None, token_data: bool = False) -> None:
+                 info: Any = None, token_data: bool = False, grading: str = "batch") -> None:
         if role not in _ROLE_INDEX:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        if grading not in GRADINGS:
+            raise ValueError(f"grading must be one of {GRADINGS}, got {grading!r}")
+        self.grading = grading
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}")
         self.role, self.temperature, self.seed, self.n = role, temperature, seed, n
-        self.max_tokens = max_tokens or _MAX_TOKENS[role]
+        batch = role == "examiner" and grading == "batch"
+        self.max_tokens = max_tokens or (_BATCH_EXAMINER_TOKENS if batch else _MAX_TOKENS[role])
         self.structured_output = structured_output
         self.info = info
         self.extra_body = dict(extra_body or {})
@@ -112,7 +124,7 @@ class LLMPolicy:
             params["response_format"] = {"type": "json_schema",
                                          "json_schema": {"name": "doctor_action", "schema": schema, "strict": True}}
         elif self.structured_output:
-            params["response_format"] = response_format(_ROLE_INDEX[self.role])
+            params["response_format"] = response_format(_ROLE_INDEX[self.role], self.grading)
         if self.token_data:
             params["logprobs"] = True
             params["return_token_ids"] = True

@@ -6,9 +6,12 @@ sequential ones. :func:`clinic_reply` recognises the role from the system messag
 - **doctor**: reads the machine-readable ``Status:`` line of the text-mode prompt and asks the
   first ``questions`` history items of the listing, ends the history, lists one diagnosis,
   commits, orders the first ``tests`` tests, ends the tests and gives the listed diagnosis:
-  a fixed ``questions + tests + 5`` calls per episode;
+  a fixed ``questions + tests + 5`` calls per episode. The listing is the lean prompt's
+  suggested items in the user message (legal items only: the first one is taken), or the full
+  listing of the system message (``list_items=True``: the n-th one is taken);
 - **patient**: ``{"mode": "truthful", "text": ...}``;
-- **examiner**: ``{"explanation": ..., "criteria_met": true}``.
+- **examiner**: every numbered item ``met`` for the batch grader (``{"grades": [...]}``), or
+  ``{"explanation": ..., "criteria_met": true}`` for the per-item grader.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ __all__ = ["SCRIPTS", "clinic_reply", "doctor_reply", "make_doctor_script"]
 _STATUS = re.compile(r"Status: segment=(\w+); cycle=\d+/\d+; questions_asked=(\d+); differential=(\d+); tests_ordered=(\d+)")
 _ITEM = re.compile(r"^- ([a-z]+(?:\.[a-z0-9_]+)+): ", re.M)
 _CODE = re.compile(r"^- ([A-Z]\d{2}(?:\.\d{1,2})?): ", re.M)
+_RUBRIC_ID = re.compile(r"^\[(\d+)\] \(", re.M)
 
 
 _LISTINGS: dict[str, tuple[list[str], list[str]]] = {}
@@ -53,12 +57,15 @@ def doctor_reply(request: dict[str, Any], questions: int = 3, tests: int = 2) ->
         return json.dumps({"action": "end_segment", "item": "", "text": ""})
     segment, asked, listed, ordered = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
     items, codes = _listing(system)
+    if not items and not codes:  # lean prompt: suggested legal items in the user message
+        items, codes = _ITEM.findall(user), _CODE.findall(user)
+        asked = ordered = 0 if items else asked
     if segment == "history":
-        if asked < questions and asked < len(items):
+        if int(m.group(2)) < questions and asked < len(items):
             return json.dumps({"action": "ask", "item": items[asked], "text": f"Can I ask about {items[asked]}?"})
         return json.dumps({"action": "end_segment", "item": "", "text": "Thank you."})
     if segment == "tests":
-        if ordered < tests and ordered < len(items):
+        if int(m.group(4)) < tests and ordered < len(items):
             return json.dumps({"action": "order", "item": items[ordered], "text": ""})
         return json.dumps({"action": "end_segment", "item": "", "text": ""})
     code = codes[0] if codes else ""
@@ -80,6 +87,10 @@ def clinic_reply(request: dict[str, Any], questions: int = 3, tests: int = 2) ->
     system, _ = _messages(request)
     if "role-playing a patient" in system:
         return json.dumps({"mode": "truthful", "text": "Yes, it started yesterday and it is getting worse."})
+    if system.startswith("You grade numbered rubric items"):
+        _, user = _messages(request)
+        ids = _RUBRIC_ID.findall(user)
+        return json.dumps({"grades": [{"id": i, "verdict": "met"} for i in ids]})
     if "rubric item" in system:
         return json.dumps({"explanation": "The doctor did this.", "criteria_met": True})
     return doctor_reply(request, questions, tests)

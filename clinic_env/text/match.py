@@ -281,6 +281,10 @@ class CatalogueMatcher:
                 i += 1
         return found
 
+    def overlap(self, kind: str, text: str, allowed: Iterable[str] | None = None) -> dict[str, float]:
+        """Each item's word overlap with ``text`` (the score of :meth:`best`), items sharing no word left out."""
+        return self._overlap(kind, text, set(allowed) if allowed is not None else None)
+
     def _overlap(self, kind: str, text: str, keep: set[str] | None) -> dict[str, float]:
         """Each item's idf-weighted, cosine-like word overlap with ``text`` (items sharing no word left out)."""
         index = self.index[kind]

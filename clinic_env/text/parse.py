@@ -32,9 +32,10 @@ from clinic_env.schema.catalogue import Catalogue
 from clinic_env.text.jsonscan import extract_json
 from clinic_env.text.match import CatalogueMatcher
 from clinic_env.text.sense import match_question, read
+from clinic_env.text.verdicts import parse_grades, parse_verdict
 
 __all__ = ["DEFAULT_MAX_CHARS", "DoctorParser", "ParseResult", "ParsedAction", "extract_json", "matcher_for",
-           "parse_patient_reply", "parse_verdict"]
+           "parse_grades", "parse_patient_reply", "parse_verdict"]
 
 #: Replies longer than this are rejected as over-long (re-asked) rather than searched.
 DEFAULT_MAX_CHARS = 4000
@@ -318,25 +319,3 @@ def parse_patient_reply(reply: Any, contradiction_allowed: bool = False) -> tupl
     if mode not in PATIENT_MODES or (mode == "contradict" and not contradiction_allowed):
         mode = "truthful"
     return mode, text
-
-
-def parse_verdict(reply: Any) -> bool | None:
-    """``criteria_met`` from a HealthBench-style grader reply (JSON, or a clear yes/no), else None."""
-    if not isinstance(reply, str) or not reply.strip():
-        return None
-    value = extract_json(reply)
-    if isinstance(value, dict):
-        met = value.get("criteria_met")
-        if isinstance(met, bool):
-            return met
-        if isinstance(met, str) and met.strip().lower() in ("true", "false", "yes", "no"):
-            return met.strip().lower() in ("true", "yes")
-    m = re.search(r"criteria_met\W+(true|false)", reply, re.I)
-    if m:
-        return m.group(1).lower() == "true"
-    words = reply.strip().lower()
-    if re.fullmatch(r"(yes|met|true)[.!]?", words):
-        return True
-    if re.fullmatch(r"(no|not met|false)[.!]?", words):
-        return False
-    return None

@@ -1,10 +1,20 @@
 """Render an agent's view of the consultation as chat messages (pure functions of the engine).
 
-Each agent gets two messages: a ``system`` message that depends only on the role, the segment
-and the catalogue (so servers can cache its prefix) and a ``user`` message with the transcript
-the agent may read, a status line and what it may do now. The doctor's status line is machine
-readable (``Status: segment=history; cycle=3/150; questions_asked=2; ...``), which the scripted
-test server relies on.
+Each agent gets two messages: a ``system`` message that depends only on the role (so servers'
+prefix caching hits on every call of an episode and across episodes) and a ``user`` message with
+the transcript the agent may read, a status line and what it may do now.
+
+**The doctor** (lean by default): the system message is one static text for every segment (role,
+protocol, reply format, what ids look like); the user message adds the segment's task, a few
+suggested legal items (:func:`clinic_env.text.retrieve.suggestions`: the complaint's work-up, the
+features of the diagnoses in play, the last answers' words) and the id families, never the whole
+catalogue. ``list_items=True`` restores the full listing of the segment's items in the system
+message (one cached text per segment). The status line is machine readable (``Status:
+segment=history; cycle=3/150; questions_asked=2; ...``), which the scripted test server relies on.
+
+**The examiner** grades every pending rubric item in one call by default (``grading="batch"``:
+items numbered ``[1]``, ``[2]``..., reply ``{"grades": [{"id", "verdict"}]}``); ``grading=
+"per_item"`` keeps the HealthBench grader prompt, one item per call.
 """
 
 from __future__ import annotations
@@ -24,9 +34,11 @@ from clinic_env.core.engine import (
 )
 from clinic_env.core.text import sanitise
 from clinic_env.schema.catalogue import Catalogue
-from clinic_env.text.schema import DOCTOR_SCHEMA, EXAMINER_SCHEMA, PATIENT_SCHEMA
+from clinic_env.text.retrieve import families, suggestions
+from clinic_env.text.schema import DOCTOR_SCHEMA, EXAMINER_BATCH_SCHEMA, EXAMINER_SCHEMA, PATIENT_SCHEMA
 
-__all__ = ["Messages", "doctor_messages", "examiner_messages", "messages_for", "patient_messages"]
+__all__ = ["BATCH_GRADER", "GRADINGS", "Messages", "doctor_messages", "examiner_messages", "messages_for",
+           "patient_messages", "response_format"]
 
 Messages = list[dict[str, str]]
 
@@ -55,6 +67,18 @@ _FORMAT = (
     "ICD-10 code (empty for end_segment and commit_differential); text is what you say. Plain sentences "
     "such as \"order troponin and an ECG\" are understood too, but JSON is safest."
 )
+_LEAN_GUIDE = (
+    "Segments and actions: history: ask (one question per reply; put the question to the patient in "
+    "\"text\"), then end_segment. Differential: dx (one ICD-10 code per reply, most likely first), then "
+    "commit_differential. Tests: order (one examination or test per reply; the result comes back at "
+    "once), then end_segment. Diagnosis: dx (one final ICD-10 code). Each message suggests a few items "
+    "that fit the case so far; any other catalogue item may be named too. Ids look like hx.onset, "
+    "sx.cough, pmh.diabetes, meds.current, social.smoking, fam.cad, allergy.drug, obgyn.lmp (history); "
+    "exam.vitals, bedside.glucose, ecg.12lead, lab.troponin, img.cxr, micro.blood_culture, "
+    "proc.lumbar_puncture (tests); diagnoses by ICD-10 code (I21.4). If you do not know an id, leave "
+    "item empty and say the question or request plainly in text. Questions must be about the patient's "
+    "health; anything else is not understood and is asked again."
+)
 
 
 def _listing(cat: Catalogue, segment: int) -> str:
@@ -72,13 +96,16 @@ def _listing(cat: Catalogue, segment: int) -> str:
 _SYSTEM_CACHE: dict[tuple[int, int, bool], tuple[Catalogue, str]] = {}
 
 
-def doctor_system(cat: Catalogue, segment: int, list_items: bool = True) -> str:
-    """The doctor's system message for ``segment`` (cached: it depends on nothing else)."""
-    key = (id(cat), min(segment, DIAGNOSIS), list_items)
+def doctor_system(cat: Catalogue, segment: int, list_items: bool = False) -> str:
+    """The doctor's system message (cached). Lean (the default): one static text for every segment
+    and episode. ``list_items``: the segment's task and its full item listing (one text per segment)."""
+    key = (id(cat), min(segment, DIAGNOSIS) if list_items else -1, list_items)
     hit = _SYSTEM_CACHE.get(key)
     if hit is not None and hit[0] is cat:
         return hit[1]
-    parts = [_DOCTOR_ROLE, _SEGMENT_TASK[key[1]], _FORMAT]
+    parts = [_DOCTOR_ROLE, _SEGMENT_TASK[key[1]], _FORMAT] if list_items else [
+        _DOCTOR_ROLE, _FORMAT, _LEAN_GUIDE, f"Id families in this catalogue: history {families(cat.history_ids)}; "
+                                            f"tests {families(cat.test_ids)}."]
     if list_items:
         parts.append(_listing(cat, key[1]))
     text = sanitise("\n\n".join(parts), roles=False)
@@ -117,16 +144,24 @@ def _doctor_now(eng: Consultation) -> str:
 _Parts = tuple[str, str, str]
 
 
-def _doctor_parts(eng: Consultation, note: str | None) -> _Parts:
+def _suggested(eng: Consultation) -> str:
+    """The lean prompt's suggested legal items for the current segment."""
+    rows = "\n".join(f"- {x}: {label}" for x, label in suggestions(eng))
+    return f"\nSuggested (id: name; any other allowed):\n{rows}" if rows else ""
+
+
+def _doctor_parts(eng: Consultation, note: str | None, list_items: bool = False) -> _Parts:
     tail = f"\n\n{_status(eng)}\n{_doctor_now(eng)}"
+    if not list_items:
+        tail += _suggested(eng)
     if note:
         tail += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON action."
     return "", "Consultation so far:\n", tail
 
 
-def doctor_messages(eng: Consultation, note: str | None = None, list_items: bool = True) -> Messages:
+def doctor_messages(eng: Consultation, note: str | None = None, list_items: bool = False) -> Messages:
     """The doctor's chat messages; ``note`` (why the last reply was not understood) is appended."""
-    _, head, tail = _doctor_parts(eng, note)
+    _, head, tail = _doctor_parts(eng, note, list_items)
     return [{"role": "system", "content": doctor_system(eng.cat, min(eng.segment, DIAGNOSIS), list_items)},
             {"role": "user", "content": head + eng.view_text(DOCTOR) + tail}]
 
@@ -180,38 +215,58 @@ _GRADER = (
     "(an undesirable behaviour), met means the doctor did the undesirable thing. Reply with one JSON "
     f"object {EXAMINER_SCHEMA['example']} and nothing else."
 )
+#: The batch grader's system message (its first words are what the scripted test server looks for).
+BATCH_GRADER = (
+    "You grade numbered rubric items against a conversation between a doctor and a patient "
+    "(HealthBench-style grading, all items in one reply). For each item decide: met (the conversation "
+    "shows the doctor doing what it describes; for a negative-points item, an undesirable behaviour, met "
+    "means the doctor did it), not_met, or abstain (the conversation cannot tell). Grade every item, "
+    f"each on its own. Reply with one JSON object {EXAMINER_BATCH_SCHEMA['example']} and nothing else "
+    "(lines such as \"1: met\" are understood too)."
+)
+GRADINGS = ("batch", "per_item")
 
 
-def _examiner_parts(eng: Consultation, note: str | None) -> _Parts:
-    if eng.queue:
-        item = eng.rubric[eng.queue[0]]
-        rubric = f"[{item.points:+d} points] {item.criterion}"
+def _examiner_parts(eng: Consultation, note: str | None, grading: str = "batch") -> _Parts:
+    if grading == "per_item" or len(eng.queue) <= 0:
+        if eng.queue:
+            item = eng.rubric[eng.queue[0]]
+            rubric = f"[{item.points:+d} points] {item.criterion}"
+        else:
+            rubric = "(nothing to grade: reply with criteria_met false)"
+        tail = f"\n<</conversation>>\n\n<<rubric_item>>\n{rubric}\n<</rubric_item>>"
+        system = _GRADER
     else:
-        rubric = "(nothing to grade: reply with criteria_met false)"
-    tail = f"\n<</conversation>>\n\n<<rubric_item>>\n{rubric}\n<</rubric_item>>"
+        rows = "\n".join(f"[{n}] ({eng.rubric[i].points:+d} points) {eng.rubric[i].criterion}"
+                         for n, i in enumerate(eng.queue, 1))
+        tail = f"\n<</conversation>>\n\n<<rubric_items>>\n{rows}\n<</rubric_items>>"
+        system = BATCH_GRADER
     if note:
         tail += f"\n\nYour last reply could not be used: {note}. Reply again with one JSON object."
-    return _GRADER, "<<conversation>>\n", tail
+    return system, "<<conversation>>\n", tail
 
 
-def examiner_messages(eng: Consultation, note: str | None = None) -> Messages:
-    """The examiner's messages: the whole dialogue and the rubric item at the head of its queue."""
-    system, head, tail = _examiner_parts(eng, note)
+def examiner_messages(eng: Consultation, note: str | None = None, grading: str = "batch") -> Messages:
+    """The examiner's messages: the whole dialogue and the pending rubric items (all of them in one
+    call with ``grading="batch"``, the one at the head of the queue with ``"per_item"``)."""
+    system, head, tail = _examiner_parts(eng, note, grading)
     return [{"role": "system", "content": system}, {"role": "user", "content": head + eng.view_text(EXAMINER) + tail}]
 
 
-def messages_for(eng: Consultation, agent: int, note: str | None = None, list_items: bool = True) -> Messages:
-    """Messages for agent index ``agent`` (0 doctor, 1 patient, 2 examiner)."""
+def messages_for(eng: Consultation, agent: int, note: str | None = None, list_items: bool = False,
+                 grading: str = "batch") -> Messages:
+    """Messages for agent index ``agent`` (0 doctor, 1 patient, 2 examiner); ``list_items`` and
+    ``grading`` as in the module docstring."""
     # Every message stays inside the observation space's charset (the doctor's cached system
     # message is sanitised once, when it is built).
     if agent == DOCTOR:
-        _, head, tail = _doctor_parts(eng, note)
+        _, head, tail = _doctor_parts(eng, note, list_items)
         system = doctor_system(eng.cat, min(eng.segment, DIAGNOSIS), list_items)
     elif agent == PATIENT:
         system, head, tail = _patient_parts(eng, note)
         system = sanitise(system, roles=False)
     elif agent == EXAMINER:
-        system, head, tail = _examiner_parts(eng, note)
+        system, head, tail = _examiner_parts(eng, note, grading)
         system = sanitise(system, roles=False)
     else:
         raise ValueError(f"agent index must be 0, 1 or 2, got {agent!r}")
@@ -221,7 +276,7 @@ def messages_for(eng: Consultation, agent: int, note: str | None = None, list_it
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def response_format(agent: int) -> dict[str, Any]:
-    """The OpenAI ``response_format`` (json_schema) for an agent's replies."""
-    schema = (DOCTOR_SCHEMA, PATIENT_SCHEMA, EXAMINER_SCHEMA)[agent]
+def response_format(agent: int, grading: str = "batch") -> dict[str, Any]:
+    """The OpenAI ``response_format`` (json_schema) for an agent's replies (the examiner's per ``grading``)."""
+    schema = (DOCTOR_SCHEMA, PATIENT_SCHEMA, EXAMINER_BATCH_SCHEMA if grading == "batch" else EXAMINER_SCHEMA)[agent]
     return {"type": "json_schema", "json_schema": {"name": schema["name"], "schema": schema["schema"], "strict": True}}

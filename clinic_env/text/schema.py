@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DOCTOR_ACTIONS", "DOCTOR_SCHEMA", "EXAMINER_SCHEMA", "PATIENT_SCHEMA", "doctor_schema", "legal_doctor_schema",
-           "schema_regex"]
+__all__ = ["DOCTOR_ACTIONS", "DOCTOR_SCHEMA", "EXAMINER_BATCH_SCHEMA", "EXAMINER_SCHEMA", "PATIENT_SCHEMA", "doctor_schema",
+           "legal_doctor_schema", "schema_regex"]
 
 #: The doctor's action verbs in replies (``item`` names the catalogue id or ICD-10 code).
 DOCTOR_ACTIONS = ("ask", "order", "dx", "end_segment", "commit_differential")
@@ -69,6 +69,31 @@ EXAMINER_SCHEMA: dict[str, Any] = {
         "additionalProperties": False,
     },
     "example": '{"explanation": "...", "criteria_met": true}',
+}
+
+
+#: The batch grader's reply: a verdict for every numbered rubric item of the prompt.
+EXAMINER_BATCH_SCHEMA: dict[str, Any] = {
+    "name": "rubric_grades",
+    "schema": {
+        "type": "object",
+        "properties": {
+            "grades": {
+                "type": "array",
+                "maxItems": 256,
+                "items": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string", "maxLength": 8},
+                                   "verdict": {"type": "string", "enum": ["met", "not_met", "abstain"]}},
+                    "required": ["id", "verdict"],
+                    "additionalProperties": False,
+                },
+            },
+        },
+        "required": ["grades"],
+        "additionalProperties": False,
+    },
+    "example": '{"grades": [{"id": "1", "verdict": "met"}, {"id": "2", "verdict": "not_met"}]}',
 }
 
 

@@ -37,7 +37,8 @@ from clinic_env.text.parse import (
     parse_patient_reply,
     parse_verdict,
 )
-from clinic_env.text.render import Messages, messages_for
+from clinic_env.text.render import GRADINGS, Messages, messages_for
+from clinic_env.text.verdicts import parse_grades
 
 __all__ = ["Resolution", "TextTurns"]
 
@@ -60,12 +61,18 @@ class TextTurns:
         engine: The consultation engine the env drives.
         table: Its action table.
         max_chars: Longest reply accepted from any agent.
-        list_items: Whether the doctor's system message lists the segment's catalogue items.
+        list_items: Whether the doctor's system message lists the segment's catalogue items (default:
+            lean prompts with a few suggested items, see :mod:`clinic_env.text.render`).
+        grading: ``"batch"`` (the examiner grades every pending rubric item in one call) or
+            ``"per_item"`` (one item per call, the HealthBench grader prompt).
     """
 
     def __init__(self, engine: Consultation, table: ActionTable, max_chars: int = DEFAULT_MAX_CHARS,
-                 list_items: bool = True) -> None:
+                 list_items: bool = False, grading: str = "batch") -> None:
+        if grading not in GRADINGS:
+            raise ValueError(f"grading must be one of {GRADINGS}, got {grading!r}")
         self.engine, self.table, self.max_chars, self.list_items = engine, table, max_chars, list_items
+        self.grading = grading
         self.parser = DoctorParser(engine.cat, table, max_chars)
         self.reset()
 
@@ -84,7 +91,7 @@ class TextTurns:
         """The agent's chat messages now (empty when it can only wait)."""
         if self.idle(agent) or self.engine.terminated or self.engine.truncated:
             return []
-        return messages_for(self.engine, agent, self.notes[agent], self.list_items)
+        return messages_for(self.engine, agent, self.notes[agent], self.list_items, self.grading)
 
     # ------------------------------------------------------------------------------------------ replies
     def _log(self, agent: int, reply: Any, **fields: Any) -> None:
@@ -214,13 +221,43 @@ class TextTurns:
         return Resolution(self.table.answer(mode), text)
 
     def _examiner(self, candidates: Sequence[Any]) -> Resolution:
+        if self.grading == "batch" and len(self.engine.queue) > 1:
+            return self._examiner_batch(candidates)
         for reply in candidates:
             if isinstance(reply, str) and len(reply) > self.max_chars:
                 continue
             met = parse_verdict(reply)
+            if met is None and self.grading == "batch":
+                met = {"met": True, "not_met": False}.get(parse_grades(reply, 1).get(1, ""))
             if met is not None:
                 self.notes[EXAMINER] = None
                 verdict = "met" if met else "not_met"
                 self._log(EXAMINER, reply, parsed=[f"verdict:{verdict}"])
                 return Resolution(self.table.verdict(verdict))
         return self._failed(EXAMINER, candidates[0], "no criteria_met true/false was found in the reply")
+
+    def _examiner_batch(self, candidates: Sequence[Any]) -> Resolution:
+        """One reply grades the numbered pending items: the first item's verdict is played now and
+        the others are given ahead (:meth:`Consultation.pregrade`), so they are recorded in the same
+        turn. Items the reply leaves out are asked again in the next call; a second unusable reply
+        in a row abstains on every pending item not graded yet."""
+        eng = self.engine
+        queue = list(eng.queue)
+        for reply in candidates:
+            if isinstance(reply, str) and len(reply) > self.max_chars:
+                continue
+            grades = parse_grades(reply, len(queue))
+            if not grades:
+                continue
+            self._log(EXAMINER, reply, parsed=[f"verdict:{grades[n]}" for n in sorted(grades)])
+            eng.pregrade({queue[n - 1]: v for n, v in grades.items() if n > 1})
+            if 1 not in grades and self.notes[EXAMINER] is None:
+                missing = [str(n) for n in range(1, len(queue) + 1) if n not in grades]
+                self.notes[EXAMINER] = f"item(s) {', '.join(missing[:12])} were not graded"
+                return Resolution(-1, None, reask=self.notes[EXAMINER])
+            self.notes[EXAMINER] = None
+            return Resolution(self.table.verdict(grades.get(1, "abstain")))
+        failed = self._failed(EXAMINER, candidates[0], "no verdicts (id: met / not_met / abstain) were found in the reply")
+        if failed.reask is None:
+            eng.pregrade({i: "abstain" for i in queue[1:] if i not in eng.pregraded})
+        return failed

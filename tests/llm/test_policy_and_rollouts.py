@@ -32,9 +32,13 @@ def test_policy_params_roles_and_sync_act(server: OpenAITestServer) -> None:
     policy = LLMPolicy(MODEL, "examiner", api_base=server.base_url, seed=11, temperature=0.7, n=2)
     params = policy.params()
     assert params["seed"] == 11 and params["n"] == 2 and params["temperature"] == 0.7
-    assert params["response_format"]["json_schema"]["name"] == "rubric_grade"
-    out = policy.act_text([{"role": "system", "content": "rubric item"}, {"role": "user", "content": "x"}])
+    assert params["response_format"]["json_schema"]["name"] == "rubric_grades" and params["max_tokens"] == 1024
+    per_item = LLMPolicy(MODEL, "examiner", api_base=server.base_url, seed=11, temperature=0.7, n=2, grading="per_item")
+    assert per_item.params()["response_format"]["json_schema"]["name"] == "rubric_grade"
+    out = per_item.act_text([{"role": "system", "content": "rubric item"}, {"role": "user", "content": "x"}])
     assert isinstance(out, list) and json.loads(out[0])["criteria_met"] is True
+    with pytest.raises(ValueError, match="grading"):
+        LLMPolicy(MODEL, "examiner", grading="all")
     assert "guided_json" not in server.requests[-1]  # removed from vLLM: never sent
     with pytest.raises(ValueError, match="role"):
         LLMPolicy(MODEL, "nurse")
@@ -67,9 +71,10 @@ def test_arun_groups_usage_and_determinism(server: OpenAITestServer, small_cases
         assert set(u["by_agent"]) == {"doctor_0", "patient_0", "examiner_0"}
         assert u["by_agent"]["doctor_0"]["calls"] == 10  # 3 questions + 2 tests + 5 control actions
         assert u["prompt_tokens"] > 0 and u["latency_s"] > 0
-        # the examiner grades one rubric item per call
+        # the examiner grades all pending rubric items of a segment in one call (<= 4 per episode)
         verdicts = [t for t in r["turns"] if t["agent"] == "examiner_0"]
-        assert len(verdicts) == u["by_agent"]["examiner_0"]["calls"]
+        assert u["by_agent"]["examiner_0"]["calls"] <= 4 and len(verdicts) > u["by_agent"]["examiner_0"]["calls"]
+        assert u["calls"] <= 20  # all-LLM text episode (was ~53 with per-item grading)
     assert batch.spec_decode is not None and batch.spec_decode["drafts"] > 0  # read from /metrics
     sequential = asyncio.run(arun(cases, f"llm:{MODEL}", concurrency=1, **kwargs))
     assert [_strip(r) for r in sequential] == [_strip(r) for r in batch]
@@ -148,3 +153,13 @@ def test_doctor_env_with_llm_patient_and_examiner() -> None:
         env.reset(seed=0)
         _, _, term, trunc, info = env.step("When did it start?")
         assert trunc and not term and info["end_reason"] == "llm_error" and "patient_0" in info["errors"][0]
+
+
+def test_per_item_grading_is_kept_as_an_option(server: OpenAITestServer, small_cases: list[clinic_env.Case]) -> None:
+    kwargs = {"patient": f"llm:{MODEL}", "api_base": server.base_url, "timeout": 10}
+    examiner = LLMPolicy(MODEL, "examiner", api_base=server.base_url, timeout=10, grading="per_item")
+    batch = asyncio.run(arun(small_cases[:1], f"llm:{MODEL}", examiner=examiner, concurrency=1,
+                             env_kwargs={"persona": "cooperative", "grading": "per_item"}, **kwargs))
+    r = batch[0]
+    verdicts = [t for t in r["turns"] if t["agent"] == "examiner_0"]
+    assert r["end_reason"] == "final_diagnosis" and len(verdicts) == r["usage"]["by_agent"]["examiner_0"]["calls"] > 4
