@@ -20,7 +20,6 @@ the file's first record.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections import Counter
@@ -70,16 +69,11 @@ MeasurementBaseOpt = Annotated[Optional[str], typer.Option("--measurement-api-ba
                                                            help=_BASE_HELP.format("measurement agent"))]
 ModeratorBaseOpt = Annotated[Optional[str], typer.Option("--moderator-api-base", help=_BASE_HELP.format("moderator"))]
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
-_SECRET_PARAM = re.compile(r"(?i)\b((?:api[_-]?)?key|token|secret|password|auth)=([^&\s\"']+)")
-_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+")
-
-
 def redact(text: str) -> str:
-    """``text`` with credentials masked: URL user info, ``key=``/``token=``-style parameters, bearer tokens."""
-    text = _USERINFO.sub("***@", text)
-    text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}=***", text)
-    return _BEARER.sub(lambda m: f"{m.group(1)} ***", text)
+    """``text`` with credentials masked (:func:`clinic_env.llm.redact.redact`)."""
+    from clinic_env.llm.redact import redact as mask
+
+    return mask(text)
 
 
 def given_flags(**options: Any) -> list[str]:
@@ -321,15 +315,18 @@ def run_open(cases: Optional[Path], split: Optional[str], case_format: str, doct
     out.mkdir(parents=True, exist_ok=True)
     if (out / RESULTS).exists() and (out / RESULTS).stat().st_size:
         raise _fail(f"{out} already holds a run ({RESULTS}); give another --out")
-    arguments = {"argv": [redact(a) for a in sys.argv[1:]], **source, "episodes_per_case": episodes_per_case,
+    from clinic_env.llm.redact import redact_argv, redact_data
+
+    arguments = {"argv": redact_argv(sys.argv[1:]), **source, "episodes_per_case": episodes_per_case,
                  "concurrency": concurrency, "timeout": timeout, "persona": persona}
     env_kwargs = {"persona": persona} if persona else None
     records: list[EpisodeRecord] = []
     start = time.perf_counter()
 
     def summary(status: str) -> dict[str, Any]:
-        return _summary(records, status=status, arguments=arguments, library=library, settings=settings,
+        made = _summary(records, status=status, arguments=arguments, library=library, settings=settings,
                         doctors=doctors, bases=bases, seed=seed, wall_s=time.perf_counter() - start)
+        return dict(redact_data(made))
 
     from clinic_env.cli_tournament import _sigterm_as_exit
 
