@@ -24,6 +24,7 @@ from clinic_env.importers.build import (
     age_band,
     gold_for,
     parse_demographics,
+    parse_sex,
     unique,
 )
 from clinic_env.importers.mapping import CatalogueMapper, split_sentences
@@ -111,10 +112,14 @@ def _osce_case(n: int, osce: dict[str, Any], raw: str, mapper: CatalogueMapper, 
         return None
     history = str(actor.get("History", ""))
     age, sex = parse_demographics(str(actor.get("Demographics", "")))
-    if sex is None:  # "Newborn" with no sex: the history's pronouns
-        _, sex = parse_demographics(history)
-    if age is None or sex is None:
-        report.skip(n, "OSCE_Examination.Patient_Actor.Demographics", f"{actor.get('Demographics')!r} not understood")
+    if sex is None:  # "Newborn" with no sex: the history's own words about the patient
+        sex = parse_sex(history, narrative=True)
+    if age is None:
+        report.skip(n, "OSCE_Examination.Patient_Actor.Demographics", f"{actor.get('Demographics')!r}: no age")
+        return None
+    if sex is None:
+        report.skip(n, "OSCE_Examination.Patient_Actor.Demographics",
+                    f"{actor.get('Demographics')!r}: sex not stated in the source (not guessed)")
         return None
     found = gold_for(mapper, dx_text, report, n, "OSCE_Examination.Correct_Diagnosis", age_band(age))
     if found is None:

@@ -17,11 +17,15 @@ from clinic_env.schema.catalogue import Catalogue, with_diagnoses
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import check_case_references, parse_model
 
-__all__ = ["CaseDraft", "ImportReport", "age_band", "catalogue_for", "gold_for", "map_gold", "parse_demographics", "source_id", "specialty_for", "unique"]
+__all__ = ["CaseDraft", "ImportReport", "age_band", "catalogue_for", "gold_for", "map_gold", "parse_demographics", "parse_sex", "source_id", "specialty_for", "unique"]
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)[\s-]*(year|yr|y/o|yo|month|mo|week|wk|day)s?[\s-]*(?:old)?", re.IGNORECASE)
-_FEMALE = re.compile(r"\b(?:female|woman|girl|lady|mother|she|her|f)\b", re.IGNORECASE)
-_MALE = re.compile(r"\b(?:male|man|boy|gentleman|father|he|his|m)\b", re.IGNORECASE)
+#: The patient's own sex nouns (the first one in a demographics text describes the patient).
+_SEX_NOUN = re.compile(r"\b(?:(female|woman|girl|lady|f)|(male|man|boy|gentleman|m))\b", re.IGNORECASE)
+_PRONOUN = re.compile(r"\b(?:(she|her|hers|herself)|(he|him|his|himself))\b", re.IGNORECASE)
+#: Sentences about relatives or partners say nothing of the patient's sex ("the mother had diabetes").
+_KIN = re.compile(r"\b(?:mother|father|mom|mum|dad|parents?|wife|husband|sister|brother|daughter|son|partners?|"
+                  r"aunt|uncle|grand\w+|family|boyfriend|girlfriend|sibling|cousin|niece|nephew)\b", re.IGNORECASE)
 _SPECIALTY = (
     ("A", "infectious_disease"), ("B", "infectious_disease"), ("C", "haematology"), ("D5", "haematology"),
     ("D6", "haematology"), ("D7", "haematology"), ("D8", "allergy_immunology"), ("D", "haematology"),
@@ -62,8 +66,27 @@ def parse_demographics(text: str) -> tuple[float | None, str | None]:
         age = round(age, 2)
     elif re.search(r"\b(?:newborn|neonate|new-born)\b", text, re.IGNORECASE):
         age = 0.0
-    sex = "F" if _FEMALE.search(text) else "M" if _MALE.search(text) else None
-    return age, sex
+    return age, parse_sex(text)
+
+
+def parse_sex(text: str, narrative: bool = False) -> str | None:
+    """The patient's sex from a demographics text ("A 5-year-old boy brought by his mother": the
+    first sex noun) or, with ``narrative``, from a history, where only sentences that name no
+    relative or partner count ("the mother had diabetes", "two female partners" say nothing of the
+    patient); None when the text does not say (never guessed)."""
+    m = None if narrative else _SEX_NOUN.search(text)
+    if m:
+        return "F" if m.group(1) else "M"
+    female = male = 0
+    for sentence in re.split(r"(?<=[.!?;])\s+", text):
+        if _KIN.search(sentence):
+            continue
+        noun = _SEX_NOUN.search(sentence) if narrative else None
+        if noun and len(noun.group(0)) > 1:
+            female, male = female + bool(noun.group(1)), male + bool(noun.group(2))
+        for p in _PRONOUN.finditer(sentence):
+            female, male = female + bool(p.group(1)), male + bool(p.group(2))
+    return "F" if female > male else "M" if male > female else None
 
 
 _FIELDS = ("history", "exam", "tests", "diagnoses")

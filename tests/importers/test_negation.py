@@ -67,3 +67,16 @@ def test_a_fused_negation_covers_its_own_word_only() -> None:
     sentence = "Non-smoker, drinks alcohol socially, retired school teacher."
     assert is_negated(sentence, "non-smoker") and is_negated(sentence, "smoking")
     assert not is_negated(sentence, "alcohol") and not is_negated(sentence, "teacher")
+
+
+def test_patient_sex_is_read_from_the_patient_never_from_relatives() -> None:
+    from clinic_env.importers.build import parse_demographics, parse_sex
+
+    # A boy brought by his mother is a boy (the mother's noun and pronouns are not the patient's).
+    assert parse_demographics("A 5-year-old boy is brought to the clinic by his mother.")[1] == "M"
+    assert parse_demographics("A 7-year-old girl is brought in by her father.")[1] == "F"
+    assert parse_demographics("70-year-old man accompanied by his wife")[1] == "M"
+    # A history that speaks only of the mother does not give a newborn a sex.
+    assert parse_sex("The newborn was born at term. The mother had no prenatal care.", narrative=True) is None
+    assert parse_sex("He mentions being sexually active with 2 female partners. He has a cough.", narrative=True) == "M"
+    assert parse_demographics("3-year-old child")[1] is None
