@@ -13,6 +13,9 @@ What each figure counts:
 - ``play_s``: from ``on_start`` to the return: playing every episode, writing every record, the
   final summary. ``eps_per_s`` = episodes / ``play_s`` (the figure the issue's target is about);
   ``e2e_eps_per_s`` = episodes / (``start_s`` + ``play_s``).
+- ``driver_cpu_s``, ``actor_cpu_s``, ``busy``: CPU seconds of this process and of the actors over the
+  play; ``busy`` = actor CPU / (``play_s`` x workers), near 1 when every actor had a core to itself.
+  On a shared, loaded machine ``busy`` falls and with it the speed-up: read the two together.
 - ``speedup_2v1`` = 2-worker ``eps_per_s`` / 1-worker ``eps_per_s`` (target >= 1.5 on 2 idle cores);
   ``ray1_vs_local``: the Ray overhead with one worker.
 
@@ -43,22 +46,57 @@ from clinic_env.rollout_backends import RayBackend, require_ray
 DOCTOR = "info-gain"
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc; 0.0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _one(name: str, cases: list[clinic_env.Case], episodes_per_case: int, out: Path, workers: int | None,
          batch: int | None) -> tuple[dict[str, Any], list[str]]:
-    """Run one configuration; its timings and its sorted result lines."""
+    """Run one configuration; its timings, CPU use and sorted result lines.
+
+    CPU: this process's ``process_time`` over the play (the driver, or everything when local) and,
+    with Ray, the actors' CPU seconds from when the play starts to when the last record arrives (read
+    from /proc while they are alive). ``busy`` = actor CPU / (play_s x workers): near 1 when each
+    actor had a core of its own, lower when they waited for one (a shared, loaded machine).
+    """
+    ray = require_ray()
     marks: dict[str, float] = {}
+    pids: list[int] = []
+    cpu: dict[str, float] = {}
     backend = RayBackend(workers=workers, batch=batch) if workers else None
+    total = len(cases) * episodes_per_case
+    seen = [0]
+
+    def started(_total: int, _done: int) -> None:
+        marks["start"], marks["proc0"] = time.perf_counter(), time.process_time()
+        if backend is not None:
+            pids.extend(ray.get([a.pid.remote() for a in backend.actors]))
+            cpu["before"] = sum(_cpu_s(p) for p in pids)
+
+    def arrived(_record: Any) -> None:
+        seen[0] += 1
+        if seen[0] == total and pids:
+            cpu["after"] = sum(_cpu_s(p) for p in pids)
+
     start = time.perf_counter()
     result = run_tournament([DOCTOR], cases, out=out, episodes_per_case=episodes_per_case, seed=0, backend=backend,
-                            on_start=lambda _total, _done: marks.setdefault("start", time.perf_counter()))
+                            on_start=started, on_episode=arrived)
     end = time.perf_counter()
     n = result.played
     start_s, play_s = marks["start"] - start, end - marks["start"]
     lines = sorted((out / "results.jsonl").read_text(encoding="utf-8").splitlines())
-    row = {"config": name, "episodes": n, "start_s": round(start_s, 3), "play_s": round(play_s, 3),
-           "eps_per_s": round(n / play_s, 2), "e2e_eps_per_s": round(n / (start_s + play_s), 2)}
+    row: dict[str, Any] = {"config": name, "episodes": n, "start_s": round(start_s, 3), "play_s": round(play_s, 3),
+                           "eps_per_s": round(n / play_s, 2), "e2e_eps_per_s": round(n / (start_s + play_s), 2),
+                           "driver_cpu_s": round(time.process_time() - marks["proc0"], 3)}
     if backend is not None:
-        row["worker_deaths"] = backend.stats.deaths
+        actor_cpu = cpu.get("after", 0.0) - cpu.get("before", 0.0)
+        row.update(worker_deaths=backend.stats.deaths, actor_cpu_s=round(actor_cpu, 3),
+                   busy=round(actor_cpu / (play_s * (workers or 1)), 3))
     return row, lines
 
 
@@ -96,12 +134,15 @@ def main() -> None:
     print(f"info-gain doctor, {len(cases)} cases x {args.episodes_per_case} = {best['local']['episodes']} episodes; "
           f"ray.init {init_s:.2f} s (excluded); {os.cpu_count()} CPU(s) seen; load average "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    header = f"{'config':<8} {'start_s':>8} {'play_s':>8} {'eps/s':>8} {'e2e eps/s':>10}"
+    header = (f"{'config':<8} {'start_s':>8} {'play_s':>8} {'eps/s':>8} {'e2e eps/s':>10} {'driver cpu':>11} "
+              f"{'actor cpu':>10} {'busy':>6}")
     print(header)
     print("-" * len(header))
     for name, _ in configs:
         b = best[name]
-        print(f"{name:<8} {b['start_s']:>8.2f} {b['play_s']:>8.2f} {b['eps_per_s']:>8.1f} {b['e2e_eps_per_s']:>10.1f}")
+        actor = f"{b['actor_cpu_s']:>10.2f} {b['busy']:>6.2f}" if "busy" in b else f"{'-':>10} {'-':>6}"
+        print(f"{name:<8} {b['start_s']:>8.2f} {b['play_s']:>8.2f} {b['eps_per_s']:>8.1f} {b['e2e_eps_per_s']:>10.1f} "
+              f"{b['driver_cpu_s']:>11.2f} {actor}")
     print(f"2 workers / 1 worker: {speedup:.2f}x (target >= 1.5x on 2 idle cores); 1 worker / local: {overhead:.2f}x; "
           f"records identical across configurations: {identical}")
     print(json.dumps({"benchmark": "ray_rollouts", "doctor": DOCTOR, "cases": len(cases),
