@@ -46,7 +46,6 @@ the registry's ``diagnosis``, ``history``, ``tests``, ``rubric`` (the rule-check
 from __future__ import annotations
 
 import importlib
-import re
 from typing import Any
 
 import gymnasium
@@ -55,26 +54,18 @@ from pettingzoo import AECEnv
 
 from clinic_env.core.text import CHARSET, sanitise
 from clinic_env.envs.setup import check_render_mode, resolve_setup
-from clinic_env.open import prompts
+from clinic_env.open import prompts, views
 from clinic_env.open.biases import bias_text
 from clinic_env.open.grading import (
     Verdict,
     find_diagnosis,
     find_test_request,
-    icd10_verdict,
-    needs_judge,
-    open_components,
-    parse_coverage,
-    parse_yes_no,
-    rubric_result,
     split_test_names,
 )
-from clinic_env.open.roles import CasePatient, asked_items, case_result, resolve_test
+from clinic_env.open.judging import JudgingMixin
+from clinic_env.open.roles import CasePatient, asked_items, case_result, resolve_test, whole_exam
 from clinic_env.patients.leak_guard import FALLBACK_FACT, LeakGuard
-from clinic_env.records import totals_from
 from clinic_env.schema.case import Case
-from clinic_env.schema.rubric import RubricItem
-from clinic_env.schema.vocabulary import map_diagnosis
 from clinic_env.text.parse import DEFAULT_MAX_CHARS, matcher_for
 
 __all__ = ["OPEN_AGENTS", "OPEN_ENV_VERSION", "OpenConsultationEnv"]
@@ -85,8 +76,6 @@ OPEN_ENV_VERSION = "open-v0"
 _ROLE_KINDS = {"patient": ("case", "agent"), "measurement": ("case", "agent"),
                "moderator": ("icd10", "agent"), "examiner": ("rubric", "agent")}
 _MAX_CONTENT = 200_000
-_WHOLE_EXAM = re.compile(r"(?:(?:a|the|full|general|complete|clinical)\s+)*(?:physical\s+)?exam(?:ination)?s?"
-                         r"(?:\s+findings)?", re.I)
 
 
 def _conversation_guard(guard: LeakGuard) -> Any:
@@ -98,19 +87,7 @@ def _conversation_guard(guard: LeakGuard) -> Any:
     return module.ConversationGuard(guard)
 
 
-def _merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Join consecutive text messages of the same role (chat templates want alternation)."""
-    out: list[dict[str, Any]] = []
-    for m in messages:
-        if out and out[-1]["role"] == m["role"] and isinstance(out[-1]["content"], str) \
-                and isinstance(m["content"], str) and m["role"] != "system":
-            out[-1] = {"role": m["role"], "content": f"{out[-1]['content']}\n\n{m['content']}"}
-        else:
-            out.append(dict(m))
-    return out
-
-
-class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no type information
+class OpenConsultationEnv(JudgingMixin, AECEnv):  # type: ignore[misc]  # pettingzoo ships no type information
     """Open-mode consultation (see the module docstring for the protocol).
 
     Args:
@@ -228,79 +205,21 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self._set_infos()
 
     # ------------------------------------------------------------------------- observations
-    def _doctor_messages(self) -> list[dict[str, Any]]:
-        assert self.case is not None
-        system = prompts.doctor_system(self.protocol, self.max_doctor_turns, self.doctor_bias,
-                                       bool(self.case.image_url), self.anchor)
-        first = f"{self.presentation}\n\nThe patient says: \"{self.transcript[0]['content']}\""
-        content: Any = first
-        if self.case.image_url:
-            content = [{"type": "text", "text": first}, {"type": "image_url", "image_url": {"url": self.case.image_url}}]
-        msgs: list[dict[str, Any]] = [{"role": "system", "content": system}, {"role": "user", "content": content}]
-        for entry in self.transcript[1:]:
-            if entry["role"] == "doctor":
-                msgs.append({"role": "assistant", "content": entry["content"]})
-            elif entry["role"] in ("patient", "measurement"):
-                msgs.append({"role": "user", "content": entry["content"]})
-        if self.task == "consult" and self.doctor_turns == self.max_doctor_turns - 1:
-            msgs.append({"role": "user", "content": prompts.final_turn_note()})
-        return _merge(msgs)
-
-    def _patient_messages(self) -> list[dict[str, Any]]:
-        system = prompts.patient_system(self.protocol, self.patient_facts, self.persona, self.patient_bias,
-                                        self.anchor)
-        msgs: list[dict[str, Any]] = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": "(The doctor greets you and asks what brings you in today.)"},
-            {"role": "assistant", "content": self.transcript[0]["content"]},
-        ]
-        for i, entry in enumerate(self.transcript[1:], start=1):
-            nxt = self.transcript[i + 1]["role"] if i + 1 < len(self.transcript) else None
-            if entry["role"] == "doctor" and nxt == "measurement":
-                continue  # a test request: the patient hears its result below
-            if entry["role"] == "doctor":
-                msgs.append({"role": "user", "content": entry["content"]})
-            elif entry["role"] == "patient":
-                msgs.append({"role": "assistant", "content": entry["content"]})
-            elif entry["role"] == "measurement":
-                msgs.append({"role": "user", "content": f"(The doctor gets a result. {entry['content']})"})
-        if self._reask is not None:
-            msgs.append({"role": "user", "content": self._reask})
-        return _merge(msgs)
-
-    def _measurement_messages(self) -> list[dict[str, Any]]:
-        msgs: list[dict[str, Any]] = [{"role": "system", "content": prompts.measurement_system(
-            self.protocol, self.measurement_facts)}]
-        for i, entry in enumerate(self.transcript):
-            if entry["role"] == "measurement" and i > 0 and self.transcript[i - 1]["role"] == "doctor":
-                msgs.append({"role": "user", "content": self.transcript[i - 1]["content"]})
-                msgs.append({"role": "assistant", "content": entry["content"]})
-        msgs.append({"role": "user", "content": f"Requested: {self._request}"})
-        if self._reask is not None:
-            msgs.append({"role": "user", "content": self._reask})
-        return _merge(msgs)
-
     def _examiner_messages(self) -> list[dict[str, Any]]:
         assert self.case is not None
         if self.task == "measurement":
-            return self._measurement_messages()
+            system = prompts.measurement_system(self.protocol, self.measurement_facts)
+            return views.measurement_view(system, self.transcript, self._request, self._reask)
         if self.task == "moderator":
             gold = self.catalogue.diagnoses.get(self.case.gold_diagnosis)
             gold_text = self.case.gold_text or (gold.label if gold else self.case.gold_diagnosis)
             msgs = prompts.moderator_messages(gold_text, self.diagnosis_text or "")
             if self._reask is not None:
                 msgs.append({"role": "user", "content": self._reask})
-            return _merge(msgs)
-        dialogue = "\n".join(f"{e['role'].capitalize()}: {e['content']}" for e in self.transcript
-                             if e["role"] in ("doctor", "patient", "measurement"))
+            return views.merge(msgs)
         if self.task == "grade":
-            return prompts.grade_messages(dialogue, self.judge_items())
-        return prompts.coverage_messages(dialogue, self.fact_texts())
-
-    def fact_texts(self) -> dict[str, str]:
-        """The case's facts the coverage task judges (the presenting complaint left out)."""
-        assert self.case is not None
-        return {h: f.text for h, f in self.case.history.items() if h != self.case.presenting_complaint}
+            return prompts.grade_messages(views.dialogue(self.transcript), self.judge_items())
+        return prompts.coverage_messages(views.dialogue(self.transcript), self.fact_texts())
 
     def observe(self, agent: str) -> dict[str, Any]:
         """``{"messages", "task"}`` for ``agent`` (empty messages and task ``idle`` when it is not its turn)."""
@@ -309,10 +228,17 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         done = not self.agents or self.end_reason is not None
         if done or agent != self.agent_selection:
             return {"messages": (), "task": "idle"}
+        case = self.case
         if agent == "doctor":
-            msgs = self._doctor_messages()
+            system = prompts.doctor_system(self.protocol, self.max_doctor_turns, self.doctor_bias,
+                                           bool(case.image_url), self.anchor)
+            last = self.task == "consult" and self.doctor_turns == self.max_doctor_turns - 1
+            msgs = views.doctor_view(system, self.presentation, self.transcript, case.image_url,
+                                     prompts.final_turn_note() if last else None)
         elif agent == "patient":
-            msgs = self._patient_messages()
+            system = prompts.patient_system(self.protocol, self.patient_facts, self.persona, self.patient_bias,
+                                            self.anchor)
+            msgs = views.patient_view(system, self.transcript, self._reask)
         else:
             msgs = self._examiner_messages()
         return {"messages": tuple(msgs), "task": self.task}
@@ -402,7 +328,7 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         case, cat, m = self.case, self.catalogue, self.matcher
         names = [request] if resolve_test(case, cat, m, request) is not None else split_test_names(request)
         # "Physical examination" as a whole: every examination finding the case lists.
-        names = [x for n in names for x in (self._exam_ids() if _WHOLE_EXAM.fullmatch(n.strip()) else [n])]
+        names = [x for n in names for x in (self._exam_ids() if whole_exam(n) else [n])]
         known: list[str] = []
         unknown: list[str] = []
         llm = self.roles["measurement"] == "agent"
@@ -469,87 +395,6 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self._doctor_next()
 
     # ---------------------------------------------------------------------------- grading
-    def _judge(self) -> None:
-        assert self.case is not None and self.diagnosis_text is not None
-        verdict, code, detail = icd10_verdict(self.diagnosis_text, self.case, self.catalogue)
-        self.diagnosis_code = code
-        gold_maps = self.case.gold_text is None or map_diagnosis(self.case.gold_text).mapped
-        if verdict is not None and gold_maps:
-            self.verdict = verdict
-            self._after_verdict(diagnosed=True)
-        elif self.roles["moderator"] == "agent":
-            self._select("examiner", "moderator")
-        else:
-            self.verdict = Verdict("unmapped", False, 0.0, code, detail)
-            self._after_verdict(diagnosed=True)
-
-    def _moderator(self, text: str) -> None:
-        said = parse_yes_no(text)
-        if said is None and self._reask is None:
-            self._reask = "(Please answer with one word: Yes or No.)"
-            return
-        yes = bool(said)
-        self._log("moderator", "examiner", text[:500])
-        self.verdict = Verdict("moderator", yes, 1.0 if yes else 0.0, self.diagnosis_code,
-                               f"moderator said {text[:200]!r}" + (" (unreadable: counted as No)" if said is None else ""))
-        self._after_verdict(diagnosed=True)
-
-    def _after_verdict(self, diagnosed: bool) -> None:
-        self._diagnosed = diagnosed
-        if self.roles["examiner"] == "agent":
-            self._select("examiner", "coverage")
-        else:
-            self._finish([h for h in self.asked if h in self.fact_texts()], "parser")
-
-    def _coverage(self, text: str) -> None:
-        ids = list(self.fact_texts())
-        found = parse_coverage(text, ids)
-        if found is None:
-            self._elicited = ([h for h in self.asked if h in ids], "parser (examiner reply unreadable)")
-        else:
-            self._elicited = ([h for h in ids if h in found], "examiner")
-        if self.judge_items():
-            self._select("examiner", "grade")
-        else:
-            self._finish(*self._elicited)
-
-    def rubric_items(self) -> tuple[RubricItem, ...]:
-        """The rubric of the episode: the case's items and the general banks given."""
-        assert self.case is not None
-        return (*self.case.rubric, *self.setup.general_rubric)
-
-    def judge_items(self) -> dict[str, str]:
-        """Rubric items only an LLM can judge (no rule check, not about the differential), by key ``rN``."""
-        return {f"r{i}": item.criterion for i, item in enumerate(self.rubric_items()) if needs_judge(item)}
-
-    def _grade(self, text: str) -> None:
-        found = parse_coverage(text, list(self.judge_items()))
-        if found is not None:
-            self._judged = {int(k[1:]): k in found for k in self.judge_items()}
-        self._finish(*self._elicited)
-
-    def _finish(self, elicited: list[str], method: str) -> None:
-        assert self.case is not None and self.verdict is not None
-        v = self.verdict
-        comps, parts = open_components(self.case, self.catalogue, self.config, elicited=elicited,
-                                       ordered=self.ordered, match=v.match if self._diagnosed else 0.0,
-                                       correct=v.correct, diagnosed=self._diagnosed)
-        # A moderator's Yes to words with no code counts as the gold for the rubric's final-diagnosis checks.
-        final = (v.code or (self.case.gold_diagnosis if v.correct else None)) if self._diagnosed else None
-        score, counts = rubric_result(self.rubric_items(), self.asked, self.ordered, self._order_turn,
-                                      parts["cost_usd"], final, self._judged)
-        comps["rubric"] = score
-        self.rubric_counts = counts
-        self.parts = parts
-        self.coverage = {"elicited": elicited, "share": parts["coverage"], "method": method,
-                         "facts": len(self.fact_texts())}
-        for key, value in comps.items():
-            self.components[key] = self.components.get(key, 0.0) + value
-        self.rewards["doctor"] += self.config.scalar(comps)
-        self.end_reason = "diagnosis" if self._diagnosed else "turn_limit"
-        self.terminations = dict.fromkeys(self.agents, True)
-        self.agent_selection = "doctor"
-
     def fail(self, end_reason: str, message: str) -> None:
         """End the episode from outside (``llm_error`` or ``error``): every agent truncated, no reward."""
         self.errors.append(message)
@@ -559,39 +404,6 @@ class OpenConsultationEnv(AECEnv):  # type: ignore[misc]  # pettingzoo ships no 
         self._set_infos()
 
     # ---------------------------------------------------------------------------- records
-    def record_fields(self, brief: bool = False) -> dict[str, Any]:
-        """The open-mode fields of the episode record (see docs/OPEN_MODE.md)."""
-        assert self.case is not None
-        v = self.verdict
-        flags = []
-        if v is not None and self.case.gold_diagnosis in self.case.must_not_miss and not v.correct:
-            flags.append("dangerous_miss")
-        if v is not None and v.match > 0 and self.parts.get("evidence", 1.0) == 0:
-            flags.append("unsupported_diagnosis")
-        out: dict[str, Any] = {
-            "mode": "open", "protocol": self.protocol, "end_reason": self.end_reason,
-            "diagnosis_text": self.diagnosis_text, "diagnosis_code": self.diagnosis_code,
-            "diagnosis_correct": bool(v.correct) if v is not None else False,
-            "verdict": {"method": v.method, "detail": v.detail} if v is not None else None,
-            "doctor_turns": self.doctor_turns, "coverage": dict(self.coverage),
-        }
-        if brief:
-            return out
-        total = sum(self.config.weight(k) * x for k, x in self.components.items())
-        out.update(
-            case_id=self.case.id, specialty=self.case.specialty, persona=getattr(self.persona, "id", None),
-            gold_diagnosis=self.case.gold_diagnosis, final_diagnosis=self.diagnosis_code,
-            messages=[dict(e) for e in self.transcript], guard=[dict(g) for g in self.guard_log],
-            totals=totals_from(total, self.components), flags=flags, evidence=self.parts.get("evidence"),
-            tests_ordered=list(self.ordered), cost_usd=float(self.parts.get("cost_usd", 0.0)),
-            questions=sum(1 for e in self.transcript[1:] if e["role"] == "patient"),
-            terminated=self.end_reason in ("diagnosis", "turn_limit"),
-            truncated=self.end_reason in ("llm_error", "error"), errors=list(self.errors),
-            catalogue=self.catalogue.fingerprint(), rubric_counts=dict(self.rubric_counts),
-            order_cycles={k: 2 * t for k, t in self._order_turn.items()},
-        )
-        return out
-
     # ----------------------------------------------------------------------------- render
     def render(self) -> str | None:
         """The transcript as text (``ansi``), or printed (``human``)."""

@@ -28,11 +28,19 @@ from clinic_env.schema.catalogue import Catalogue
 from clinic_env.text.match import CatalogueMatcher, tokens
 from clinic_env.text.sense import match_question, read
 
-__all__ = ["CasePatient", "OpenScriptedDoctor", "TestResult", "asked_items", "case_result", "resolve_test"]
+__all__ = ["CasePatient", "OpenScriptedDoctor", "TestResult", "asked_items", "case_result", "resolve_test",
+           "whole_exam"]
 
 REPHRASE = "Sorry, doctor, I'm not sure what you mean. Could you ask me that another way?"
 UNKNOWN = "Not that I know of."
 _SENT = re.compile(r"(?<=[?.!;])\s+|\n+")
+_WHOLE_EXAM = re.compile(r"(?:(?:a|the|full|general|complete|clinical)\s+)*(?:physical\s+)?exam(?:ination)?s?"
+                         r"(?:\s+findings)?", re.I)
+
+
+def whole_exam(name: str) -> bool:
+    """Whether a requested name asks for the physical examination as a whole (every exam finding)."""
+    return bool(_WHOLE_EXAM.fullmatch(name.strip()))
 
 
 def asked_items(matcher: CatalogueMatcher, text: str) -> list[str]:
