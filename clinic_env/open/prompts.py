@@ -108,15 +108,20 @@ def _age(case: Case) -> str:
     return f"{int(age)}-year-old"
 
 
+def _where(case: Case) -> str:
+    return {"primary care": "in primary care", "urgent care": "at an urgent care centre"}.get(
+        case.setting, f"in the {case.setting}")
+
+
 def presentation(case: Case, catalogue: Catalogue) -> str:
     """What the doctor is told before the consultation starts (no diagnosis)."""
     gold = GoldFilter(case, catalogue)
     osce = source_record(case)
     objective = str(osce.get("Objective_for_Doctor") or "").strip() if osce else ""
-    base = f"A {_age(case)} {_sex_word(case)} in the {case.setting}; main complaint: {case.chief_complaint}."
+    base = f"A {_age(case)} {_sex_word(case)} {_where(case)}; main complaint: {case.chief_complaint}."
     if objective:
         base = f"{gold.keep(objective)} {base}".strip()
-    return gold.keep(base) or f"A {_age(case)} {_sex_word(case)} in the {case.setting}."
+    return gold.keep(base) or f"A {_age(case)} {_sex_word(case)} {_where(case)}."
 
 
 def patient_knowledge(case: Case, catalogue: Catalogue) -> list[str]:
@@ -134,10 +139,11 @@ def patient_knowledge(case: Case, catalogue: Catalogue) -> list[str]:
         sex = "male" if case.demographics.sex == "M" else "female"
         lines.append(f"Demographics: {_age(case)} {sex}.")
         lines.append(f"What you came in with: {case.opening_statement}")
+        topics: dict[str, list[str]] = {}  # one line per fact text (imported facts often share one sentence)
         for hid, fact in case.history.items():
             item = catalogue.history.get(hid)
-            topic = item.label if item is not None else hid
-            lines.append(f"{topic}: {fact.text}")
+            topics.setdefault(fact.text, []).append(item.label if item is not None else hid)
+        lines += [f"{'; '.join(names)}: {text}" for text, names in topics.items()]
     out = []
     for line in lines:
         kept = gold.keep(line)

@@ -122,7 +122,7 @@ def test_dangerous_miss_and_turn_limit() -> None:
     env = clinic_env.env(mode="open", case=_stemi_small())
     env.reset(seed=0)
     fields = play(env, lines("DIAGNOSIS READY: acute pericarditis"))
-    assert fields["diagnosis_correct"] is False and fields["diagnosis_code"] == "I30.0"
+    assert fields["diagnosis_correct"] is False and str(fields["diagnosis_code"]).startswith("I30")
     assert fields["totals"]["safety"] == -1.0 and "dangerous_miss" in fields["flags"]
     env = clinic_env.env(mode="open", case=_stemi_small(), max_doctor_turns=3)
     env.reset(seed=0)
@@ -193,11 +193,14 @@ def _names_gold(text: str, case: clinic_env.Case, catalogue: clinic_env.Catalogu
 
 def test_patient_prompt_never_names_the_gold(cases: list[clinic_env.Case], catalogue: clinic_env.Catalogue) -> None:
     imported, _ = import_cases(FIXTURES / "agentclinic_osce.jsonl", "agentclinic")
+    others = [c for name, fmt in (("agentclinic_nejm.jsonl", "agentclinic"), ("mediq.jsonl", "mediq"),
+                                  ("mediq_numbered.jsonl", "mediq"), ("craftmd.csv", "craftmd"))
+              for c in import_cases(FIXTURES / name, fmt)[0]]
     from clinic_env.schema.catalogue import with_diagnoses
 
-    cat = with_diagnoses(catalogue, [c.gold_diagnosis for c in imported])
+    cat = with_diagnoses(catalogue, [c.gold_diagnosis for c in [*imported, *others]])
     bad = {}
-    for case in [*cases, *imported]:
+    for case in [*cases, *imported, *others]:
         anchor = anchor_for(case.gold_diagnosis, GoldFilter(case, cat).names_gold)
         text = patient_system("clinic", patient_knowledge(case, cat), None, "self_diagnosis", anchor)
         hits = _names_gold(text, case, cat)
