@@ -34,7 +34,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from clinic_env.llm.http import HTTPPool
+from clinic_env.llm.http import HTTPPool, deadline
 from clinic_env.llm.redact import redact, redact_url, register_secret, secret_name
 
 __all__ = ["CallRecord", "ChatClient", "Completion", "LLMCallError", "Usage", "current_usage", "token_fields",
@@ -320,7 +320,10 @@ class ChatClient:
         elif self.api_base and self.transport == "litellm" and self.model.startswith(_SELF_HOSTED):
             kwargs["api_key"] = "EMPTY"  # self-hosted servers need none, but the OpenAI client wants one
         try:
-            resp = await litellm.acompletion(**kwargs)
+            # litellm's timeout bounds each read; the deadline bounds the whole call (a drip cannot stretch it).
+            resp = await deadline(litellm.acompletion(**kwargs), self.timeout)
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise _Retryable(f"timed out after {self.timeout:g} s (no complete answer)") from exc
         except (lx.BadRequestError, lx.AuthenticationError, lx.NotFoundError) as exc:
             raise LLMCallError(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
         except (lx.Timeout, lx.APIConnectionError, lx.InternalServerError, lx.RateLimitError,

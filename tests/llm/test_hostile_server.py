@@ -243,6 +243,25 @@ def test_fetch_from_inside_a_running_loop_and_bad_urls() -> None:
         ChatClient("m", "http://[::1/v1")
 
 
+@pytest.mark.parametrize("mode", ["drip", "bad_chunk", "truncated"])
+def test_litellm_transport_has_the_same_total_deadline(mode: str) -> None:
+    async def go(url: str) -> None:
+        client = ChatClient(MODEL, url, timeout=0.5, retries=1, backoff=0.01, transport="litellm")
+        try:
+            await client.complete(MSGS)
+        finally:
+            await client.aclose()
+
+    import litellm  # noqa: F401  (imported before the clock starts: it takes seconds)
+
+    with _server(mode=mode) as srv, pytest.raises(LLMCallError, match="2 attempt"):
+        start = time.perf_counter()
+        try:
+            asyncio.run(go(srv.base_url))
+        finally:
+            assert time.perf_counter() - start < 2 * 0.5 + 3.0
+
+
 # --- answers that are JSON but not a completion, memory errors, fail-fast ------------------------
 
 
