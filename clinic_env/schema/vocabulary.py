@@ -17,6 +17,11 @@
    never ``-osis``) and are not a curated pair of distinguishing words (lymphocytic/lymphoblastic,
    acute/chronic...). The mapping's confidence is the least similarity of the corrected words.
 
+6. ``within``: every content word of the text lies in the titles of exactly one WHO category
+   (``lichen sclerosus`` -> L90.0 "Lichen sclerosus et atrophicus"); several codes of that category,
+   or a title that adds a distinguishing word (acute/chronic), give the category's unspecified
+   code; two categories, nothing.
+
 Where a stage finds several entities (two categories) nothing is chosen: the result is
 ``unmapped`` with the alternatives in ``candidates``, and the case keeps its gold as free text
 (it still runs in open mode). Curated ambiguous names (``respiratory distress syndrome``: newborn
@@ -52,12 +57,13 @@ __all__ = [
     "normalise_text",
 ]
 
-MappingStatus = Literal["exact", "synonym", "abbreviation", "vocabulary", "fuzzy", "unmapped"]
+MappingStatus = Literal["exact", "synonym", "abbreviation", "vocabulary", "fuzzy", "within", "unmapped"]
 
 #: Least word similarity for a fuzzy correction (and so the least confidence of a fuzzy mapping).
 FUZZY_THRESHOLD = 0.88
 #: Confidence of a mapping by stage (a fuzzy mapping's is the least similarity of its corrections).
-CONFIDENCE: dict[str, float] = {"exact": 1.0, "synonym": 0.97, "abbreviation": 0.93, "vocabulary": 0.9}
+CONFIDENCE: dict[str, float] = {"exact": 1.0, "synonym": 0.97, "abbreviation": 0.93, "vocabulary": 0.9,
+                                 "within": 0.85}
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "icd10" / "synonyms.yaml"
 # UK -> US spelling: applied to both sides, so either spelling matches either.
@@ -237,6 +243,11 @@ class DiagnosisVocabulary:
             sub = self._map_phrase(text, phrase, context)
             if sub.mapped:
                 return sub
+        # Last: the words of the text inside one category's titles (never for an abbreviation).
+        if not re.fullmatch(r"[A-Z0-9-]{2,6}", main.strip()) and content_words(main) not in self.ambiguous:
+            within = self._within(text, _strong(content_words(main)))
+            if within is not None:
+                return within
         return result
 
     def _abbreviation(self, phrase: str) -> str | None:
@@ -277,6 +288,32 @@ class DiagnosisVocabulary:
             return found
         return self._fuzzy(text, strong)
 
+    def _within(self, text: str, strong: frozenset[str]) -> DiagnosisMapping | None:
+        """Stage 6, ``within``: every content word of the text lies in the titles (or curated
+        names) of exactly one WHO category ("lichen sclerosus" in L90.0 "Lichen sclerosus et
+        atrophicus"). One code: that code; several codes of the category, or a title adding a
+        distinguishing word (acute/chronic...), the category's unspecified code (C91.9 for
+        "lymphocytic leukaemia", never C91.1); two categories: refuse."""
+        if not strong:
+            return None
+        found = [n for key, names in self._strong.items() if strong < key for n in names]
+        categories = {icd10.category(n.code) for n in found}
+        if len(categories) != 1:
+            return None
+        codes = {n.code for n in found}
+        extra = {w for n in found for w in _strong(content_words(n.label)) - strong}
+        distinguishing = any(extra & group for group in self.distinct)
+        cands = tuple(dict.fromkeys(Candidate(n.code, n.label, CONFIDENCE["within"]) for n in found))[:5]
+        if len(codes) == 1 and not distinguishing:
+            code = next(iter(codes))
+            found_map = DiagnosisMapping(text, code, "within", CONFIDENCE["within"],
+                                         f"every word in {found[0].origin} {found[0].label!r} (one category)", cands)
+            return _nos(found_map) if icd10.descendants(code) else found_map
+        category = next(iter(categories))
+        nos = _nos(DiagnosisMapping(text, category, "within", CONFIDENCE["within"],
+                                    f"every word in titles of category {category} only", cands))
+        return nos if nos.code != category and _unspecified(nos.code or "") else None
+
     def _ambiguous(self, text: str, key: frozenset[str], context: str) -> DiagnosisMapping:
         options = self.ambiguous[key]
         ctx = set(normalise_text(context).split())
@@ -296,14 +333,9 @@ class DiagnosisVocabulary:
         cands = tuple(dict.fromkeys(Candidate(n.code, n.label, confidence) for n in ranked))[:5]
         categories = {icd10.category(n.code) for n in ranked}
         best = ranked[0]
-        if best.code not in self.catalogue_codes and len(categories) == 1 and _unspecified(best.code):
-            # "Gout" is M10.9 in WHO terms; a catalogue holding one code of the category (M10.0,
-            # idiopathic gout) keeps that code, so the env can act on it and its features apply.
-            siblings = sorted(c for c in self.catalogue_codes if icd10.category(c) == icd10.category(best.code))
-            if len(siblings) == 1:
-                return DiagnosisMapping(text, siblings[0], status, confidence,
-                                        f"{best.origin} {best.label!r}{detail}; the catalogue's code of category "
-                                        f"{icd10.category(best.code)} is {siblings[0]}", cands)
+        # An unspecified title stays unspecified: "Myeloid leukaemia, unspecified" is C92.9, never
+        # the catalogue's one code of the category (C92.0, acute myeloblastic): a coder does not
+        # add specificity the source does not give.
         if len(categories) > 1 and not ({n.origin for n in ranked[:1]} & {"catalogue label", "curated synonym"}):
             return DiagnosisMapping(text, None, "unmapped", 0.0,
                                     f"{status} match names {len(categories)} categories "

@@ -45,7 +45,7 @@ def test_exam_names_map(mapper: CatalogueMapper, name: str, tid: str) -> None:
 
 @pytest.mark.parametrize(("text", "code"), [
     ("Myasthenia Gravis", "G70.0"), ("Acute Appendicitis", "K35.8"), ("Pulmonary Embolism", "I26.9"),
-    ("Community-acquired pneumonia", "J18.9"), ("Graves disease", "E05.0"), ("Gout", "M10.0"),
+    ("Community-acquired pneumonia", "J18.9"), ("Graves disease", "E05.0"), ("Gout", "M10.9"),
     ("Ectopic pregnancy", "O00.1"), ("Toxic multinodular goiter", "E05.2"), ("Septic arthritis", "M00.9"),
     # Outside the curated catalogue, from the full WHO vocabulary:
     ("Lyme disease", "A69.2"), ("Sarcoidosis", "D86.9"),

@@ -101,7 +101,11 @@ def test_catalogue_mapper_keeps_its_api() -> None:
     mapper = CatalogueMapper(load_catalogue())
     assert mapper.map_diagnosis("Myasthenia Gravis") == "G70.0"
     assert mapper.diagnosis("Reactive arthritis").code == "M02.9"
-    assert mapper.map_diagnosis("Gout") == "M10.0"  # the catalogue's code of the category
+    # An unspecified name keeps its unspecified code: no specificity the source does not give
+    # (the catalogue's one code of a category is not a coder's answer for the category).
+    assert mapper.map_diagnosis("Gout") == "M10.9"
+    assert mapper.map_diagnosis("Myeloid leukaemia") == "C92.9"  # not C92.0, acute myeloblastic
+    assert mapper.map_diagnosis("Thyroiditis") == "E06.9"  # not E06.1, subacute
 
 
 def test_curated_data_rejects_unknown_codes(tmp_path: Path) -> None:

@@ -64,3 +64,19 @@ def test_import_resolves_an_ambiguous_gold_by_the_patients_age(tmp_path: Path) -
     cases, report = import_agentclinic(path)
     assert report.imported == 1, report.summary()
     assert cases[0].gold_diagnosis == "P22.0"
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Lichen sclerosus", "L90.0"),            # inside one title: "Lichen sclerosus et atrophicus"
+    ("Bacillus cereus infection", "A05.4"),   # inside one title: foodborne B. cereus intoxication
+    ("Lymphocytic leukemia", "C91.9"),        # the only title adds "chronic": the category's unspecified code
+])
+def test_within_one_category(text: str, code: str) -> None:
+    m = map_diagnosis(text)
+    assert (m.code, m.status) == (code, "within"), m
+
+
+@pytest.mark.parametrize("text", ["Hepatitis", "Lymphoma", "Diabetes", "AML"])
+def test_within_refuses_across_categories_and_leaves_abbreviations_alone(text: str) -> None:
+    m = map_diagnosis(text)
+    assert m.status != "within", m
