@@ -7,7 +7,7 @@ sequential ones. :func:`clinic_reply` recognises the role from the system messag
   first ``questions`` history items of the listing, ends the history, lists one diagnosis,
   commits, orders the first ``tests`` tests, ends the tests and gives the listed diagnosis:
   a fixed ``questions + tests + 5`` calls per episode. The listing is the lean prompt's
-  suggested items in the user message (legal items only: the first one is taken), or the full
+  suggested items in the user message (the first one not asked or ordered yet is taken), or the full
   listing of the system message (``list_items=True``: the n-th one is taken);
 - **patient**: ``{"mode": "truthful", "text": ...}``;
 - **examiner**: every numbered item ``met`` for the batch grader (``{"grades": [...]}``), or
@@ -27,6 +27,7 @@ _STATUS = re.compile(r"Status: segment=(\w+); cycle=\d+/\d+; questions_asked=(\d
 _ITEM = re.compile(r"^- ([a-z]+(?:\.[a-z0-9_]+)+): ", re.M)
 _CODE = re.compile(r"^- ([A-Z]\d{2}(?:\.\d{1,2})?): ", re.M)
 _RUBRIC_ID = re.compile(r"^\[(\d+)\] \(", re.M)
+_DONE = re.compile(r"^Already (?:asked|ordered): (.*)\.$", re.M)
 
 
 _LISTINGS: dict[str, tuple[list[str], list[str]]] = {}
@@ -58,8 +59,10 @@ def doctor_reply(request: dict[str, Any], questions: int = 3, tests: int = 2) ->
     segment, asked, listed, ordered = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
     items, codes = _listing(system)
     if not items and not codes:  # lean prompt: suggested legal items in the user message
-        items, codes = _ITEM.findall(user), _CODE.findall(user)
-        asked = ordered = 0 if items else asked
+        done = _DONE.search(user)
+        seen = set(done.group(1).split(", ")) if done else set()
+        items, codes = [x for x in _ITEM.findall(user) if x not in seen], _CODE.findall(user)
+        asked = ordered = 0
     if segment == "history":
         if int(m.group(2)) < questions and asked < len(items):
             return json.dumps({"action": "ask", "item": items[asked], "text": f"Can I ask about {items[asked]}?"})
