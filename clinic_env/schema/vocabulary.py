@@ -188,6 +188,7 @@ class DiagnosisVocabulary:
             self.ambiguous[content_words(str(name))] = [
                 (icd10.normalise_code(str(o["code"])), tuple(str(w).lower() for w in o.get("context", ())))
                 for o in options]
+        self.organisms = frozenset(normalise_text(str(w)) for w in raw.get("organism_words") or ())
         self.distinct: list[frozenset[str]] = [frozenset(normalise_text(str(w)) for w in group)
                                                for group in raw.get("distinct_words") or ()]
         if catalogue is not None:
@@ -248,6 +249,17 @@ class DiagnosisVocabulary:
             within = self._within(text, _strong(content_words(main)))
             if within is not None:
                 return within
+            # "Pseudomonas keratitis": WHO codes the disease (H16.9) and the organism apart
+            # (B95-B98); with no combination title, the organism's words are set aside.
+            words = normalise_text(main).split()
+            bare = " ".join(w for w in words if w not in self.organisms)
+            if bare and len(bare.split()) < len(words):
+                sub = self._map_phrase(text, bare, context)
+                # Only where the disease's block has no organism-specific titles (pneumonia,
+                # sepsis and meningitis have them: there the organism decides the code).
+                if sub.mapped and sub.code and not _organism_block(sub.code):
+                    return DiagnosisMapping(text, sub.code, sub.status, sub.confidence,
+                                            f"{sub.evidence}; organism named apart (WHO B95-B98)", sub.candidates)
         return result
 
     def _abbreviation(self, phrase: str) -> str | None:
@@ -422,6 +434,13 @@ def _nos(found: DiagnosisMapping) -> DiagnosisMapping:
     return DiagnosisMapping(found.text, nos[0], found.status, found.confidence,
                             f"{found.evidence}; category {found.code} is subdivided: its unspecified "
                             f"subcategory {nos[0]} {_title(nos[0])!r}", found.candidates)
+
+
+@lru_cache(maxsize=512)
+def _organism_block(code: str) -> bool:
+    """Whether the WHO block of ``code`` has titles that name an organism ("... due to ...")."""
+    block = icd10.block(code)
+    return bool(block) and any(" due to " in (icd10.description(c) or "") for c in icd10.descendants(block or ""))
 
 
 def _unspecified(code: str) -> bool:

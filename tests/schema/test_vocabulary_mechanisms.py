@@ -80,3 +80,9 @@ def test_within_one_category(text: str, code: str) -> None:
 def test_within_refuses_across_categories_and_leaves_abbreviations_alone(text: str) -> None:
     m = map_diagnosis(text)
     assert m.status != "within", m
+
+
+def test_bacterial_organism_set_aside_only_without_combination_titles() -> None:
+    assert map_diagnosis("Pseudomonas keratitis").code == "H16.9"   # keratitis; organism coded apart
+    assert map_diagnosis("Pseudomonas pneumonia").code is None      # J15.1 or P23.5: the organism decides
+    assert map_diagnosis("Herpetic keratitis").code != "H16.9"      # viral: its own WHO code, never stripped
