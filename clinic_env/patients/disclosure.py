@@ -20,20 +20,28 @@ from clinic_env.patients.normalise import STOPWORDS, fold
 __all__ = ["concepts", "synonym_groups"]
 
 _FILE = Path(__file__).resolve().parent.parent / "data" / "leak" / "paraphrase.yaml"
-_GENERIC = frozenset("""yes not just about like also been have feel felt get got any thing things really
-    quite well then now some much more most since still even back over""".split())
+_GENERIC = frozenset(["yes", "not", "just", "about", "like", "also", "been", "have", "feel", "felt", "get", "got", "any", "thing", "things", "really", "quite", "well", "then", "now", "some", "much", "more", "most", "since", "still", "even", "back", "over"])
 
 
 @lru_cache(maxsize=1)
+def _load() -> tuple[dict[str, str], tuple[tuple[re.Pattern[str], str], ...]]:
+    data = yaml.safe_load(_FILE.read_text(encoding="utf-8")) or {}
+    words: dict[str, str] = {}
+    phrases: list[tuple[re.Pattern[str], str]] = []
+    for group in data.get("groups", []):
+        head = _stem(fold(str(group[0])))
+        for entry in group:
+            form = fold(str(entry))
+            if " " in form:
+                phrases.append((re.compile(rf"\b{re.escape(form)}\b"), f" {head} "))
+            else:
+                words.setdefault(_stem(form), head)
+    return words, tuple(phrases)
+
+
 def synonym_groups() -> dict[str, str]:
     """Word -> its group's head word (the first group a word appears in wins)."""
-    data = yaml.safe_load(_FILE.read_text(encoding="utf-8")) or {}
-    out: dict[str, str] = {}
-    for group in data.get("groups", []):
-        words = [_stem(fold(str(w))) for w in group]
-        for w in words:
-            out.setdefault(w, words[0])
-    return out
+    return _load()[0]
 
 
 def _stem(word: str) -> str:
@@ -49,7 +57,14 @@ def concepts(text: str) -> frozenset[str]:
     numbers = tables()["numbers"]
     groups = synonym_groups()
     out: set[str] = set(re.findall(r"\d+", text))
-    for word in re.findall(r"[a-z]+", fold(text)):
+    folded = fold(text)
+    for pattern, head in _load()[1]:
+        folded = pattern.sub(head, folded)
+    # "fifty-two" / "fifty two" -> 52 (tens and a unit said as two words).
+    folded = re.sub(r"\b(twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)[\s-]+(one|two|three|four|five|six|seven|eight|nine)\b",
+                    lambda m: f" {numbers[m.group(1)].replace('_', '')}{numbers[m.group(2)]} ", folded)
+    out.update(re.findall(r"\d+", folded))
+    for word in re.findall(r"[a-z]+", folded):
         if word in numbers and numbers[word].strip("_").isdigit() and word not in ("oh", "point", "dot"):
             out.add(numbers[word].replace("_", "0"))
             continue

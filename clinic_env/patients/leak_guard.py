@@ -231,7 +231,8 @@ class LeakGuard:
         for fact in self.fact_concepts[hid]:
             common = len(said & fact)
             if common >= 3 or (common >= 2 and len(fact) <= 3):
-                best = max(best, common / max(len(fact), 1))
+                # Four shared concepts tell the fact whatever its length.
+                best = max(best, common / max(len(fact), 1), self.min_overlap if common >= 4 else 0.0)
         return best
 
     def _has_code(self, text: str) -> bool:
@@ -323,10 +324,13 @@ class LeakGuard:
             kept = [k for k in kept if len(re.sub(r"\W", "", k)) > 2]
             own = [k for k in own if len(re.sub(r"\W", "", k)) > 2]
             safe = "" if own and self._names_diagnosis(self._analyse(" ".join(own)), asked_set) else " ".join(kept)
-        if safe and history:
+        # The reply read after the earlier ones (its sentences that restate an asked fact may use
+        # the case's own words, as above).
+        new = " ".join(k for k in own if k in kept)
+        if safe and history and new:
             before = " ".join(history)
-            if self._flagged(f"{before} {safe}", asked_set) - self._flagged(before, asked_set) \
-                    or self._flagged("\n".join([*history, safe]), asked_set) - self._flagged("\n".join(history), asked_set):
+            if self._flagged(f"{before} {new}", asked_set) - self._flagged(before, asked_set) \
+                    or self._flagged("\n".join([*history, new]), asked_set) - self._flagged("\n".join(history), asked_set):
                 blocked = [DIAGNOSIS, *[b for b in blocked if b != DIAGNOSIS]]
                 safe = ""
         if not safe:

@@ -8,6 +8,7 @@ list) so that the tests do not just ask the guard whether the guard is happy.
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -204,14 +205,9 @@ class LeakyPatient:
 
 # ------------------------------------------------------------------------------ encoded probes
 #: NATO words, written here independently of the guard's data file.
-_NATO = dict(zip("abcdefghijklmnopqrstuvwxyz", (
-    "Alfa Bravo Charlie Delta Echo Foxtrot Golf Hotel India Juliett Kilo Lima Mike November Oscar Papa "
-    "Quebec Romeo Sierra Tango Uniform Victor Whiskey X-ray Yankee Zulu").split(), strict=True))
-_MORSE_OUT = dict(zip("abcdefghijklmnopqrstuvwxyz", (
-    ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --..")
-    .split(), strict=True))
-_NAMES = dict(zip("abcdefghijklmnopqrstuvwxyz", (
-    "ay bee cee dee ee eff gee aitch eye jay kay el em en oh pee cue ar ess tee you vee double-u ex why zed").split(),
+_NATO = dict(zip("abcdefghijklmnopqrstuvwxyz", ["Alfa", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel", "India", "Juliett", "Kilo", "Lima", "Mike", "November", "Oscar", "Papa", "Quebec", "Romeo", "Sierra", "Tango", "Uniform", "Victor", "Whiskey", "X-ray", "Yankee", "Zulu"], strict=True))
+_MORSE_OUT = dict(zip("abcdefghijklmnopqrstuvwxyz", [".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--", "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--.."], strict=True))
+_NAMES = dict(zip("abcdefghijklmnopqrstuvwxyz", ["ay", "bee", "cee", "dee", "ee", "eff", "gee", "aitch", "eye", "jay", "kay", "el", "em", "en", "oh", "pee", "cue", "ar", "ess", "tee", "you", "vee", "double-u", "ex", "why", "zed"],
     strict=True))
 _FILL = ("Mostly", "Really", "Often", "Usually", "Now", "Every", "Just", "Quite", "Rather", "Sometimes", "Lately")
 
@@ -234,7 +230,7 @@ def encoded_probes(word: str, code: str) -> list[tuple[str, list[str]]]:
     w = re.sub(r"[^a-z]", "", word.lower())
     letters = list(w)
     c = code.replace(".", "")
-    num_words = "zero one two three four five six seven eight nine".split()
+    num_words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     spoken_code = f"{_NAMES[c[0].lower()]} {' '.join(num_words[int(d)] for d in c[1:])}"
     probes: list[tuple[str, list[str]]] = [
         ("hyphenated", [f"It hurts. The word was {'-'.join(w)}."]),
@@ -292,17 +288,14 @@ def decodes_to(text: str, word: str) -> bool:
     cands.add("".join(inv_morse.get(t, "") for t in re.findall(r"[.\-]+", text)))
     cands.add("".join(s.strip()[0] for s in re.split(r"(?<=[.!?])\s+", plain) if s.strip()))
     for blob in re.findall(r"[A-Za-z0-9+/=]{6,}", text):
-        for dec in (base64.b64decode, base64.b32decode):
-            try:
-                cands.add(re.sub(r"[^a-z]", "", dec(blob + "=" * (-len(blob) % 8 if dec is base64.b32decode else -len(blob) % 4)).decode().lower()))
-            except ValueError:
-                pass
+        with contextlib.suppress(ValueError):
+            cands.add(re.sub(r"[^a-z]", "", base64.b64decode(blob + "=" * (-len(blob) % 4)).decode().lower()))
+        with contextlib.suppress(ValueError):
+            cands.add(re.sub(r"[^a-z]", "", base64.b32decode(blob + "=" * (-len(blob) % 8)).decode().lower()))
     nums = re.findall(r"\b[0-9a-f]{2,8}\b", plain)
     for base in (2, 10, 16):
-        try:
+        with contextlib.suppress(ValueError):
             cands.add("".join(chr(int(n, base)) for n in nums).lower())
-        except ValueError:
-            pass
     cands.add("".join(chr(96 + int(n)) for n in re.findall(r"\b\d{1,2}\b", plain) if 1 <= int(n) <= 26))
     import html
     from urllib.parse import unquote

@@ -59,16 +59,20 @@ def by_id(cases: list[clinic_env.Case]) -> dict[str, clinic_env.Case]:
 def test_paraphrased_unasked_facts_are_blocked(by_id: dict[str, clinic_env.Case],
                                                catalogue: clinic_env.Catalogue) -> None:
     assert len(PARAPHRASES) >= 30
-    missed = []
+    missed, answered = [], 0
     for cid, hid, text in PARAPHRASES:
         case = by_id[cid]
         guard = LeakGuard(case, catalogue)
         result = guard.check(text, [])
-        if not result.blocked:
-            missed.append((cid, hid, text))
+        if hid not in result.blocked:
+            missed.append((cid, hid, text, result.blocked))
         # The same words answer the question once it is asked.
-        assert not LeakGuard(case, catalogue).check(text, [hid]).blocked or hid not in guard.check(text, [hid]).blocked
-    print(f"\nPARAPHRASES: {len(PARAPHRASES)} blocked={len(PARAPHRASES) - len(missed)}")
+        asked = guard.check(text, [hid])
+        assert hid not in asked.blocked
+        answered += not asked.blocked
+    print(f"\nPARAPHRASES: {len(PARAPHRASES)} blocked={len(PARAPHRASES) - len(missed)} "
+          f"passed_when_asked={answered}")
+    assert answered >= 0.9 * len(PARAPHRASES)
     # Not all yet: see the module docstring of clinic_env.patients.disclosure (threshold 3 concepts).
     assert len(missed) <= len(PARAPHRASES) // 5, missed
 
@@ -159,4 +163,6 @@ def test_false_positive_rate_on_persona_patient_replies(cases: list[clinic_env.C
     rate = blocked / max(total, 1)
     print(f"\nFALSE POSITIVES: legit_replies={total} blocked={blocked} rate={rate:.4f}")
     assert total > 300
+    for example in examples:
+        print("  blocked:", example)
     assert rate <= 0.01, examples[:8]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 
 import pytest
 from leakcheck import ADVERSARIAL_TURNS, LeakyPatient, independent_leaks, leak_word
@@ -152,7 +151,6 @@ def _probe_runs(cases: list[clinic_env.Case], catalogue: clinic_env.Catalogue) -
     from leakcheck import decodes_to, encoded_probes
 
     from clinic_env.llm.policy import LLMPolicy
-    from clinic_env.patients.conversation import REGENERATE_NOTE
     from clinic_env.testing.openai_server import OpenAITestServer
 
     state: dict[str, str] = {"text": ""}
@@ -183,7 +181,7 @@ def _probe_runs(cases: list[clinic_env.Case], catalogue: clinic_env.Catalogue) -
                             env.step(patient.act(env.observe(agent), agent))
                         else:
                             env.step(WAIT)
-                seen = "\n".join(l for l in eng.transcript.view("doctor").splitlines()[2:] if l.startswith("Patient"))
+                seen = "\n".join(ln for ln in eng.transcript.view("doctor").splitlines()[2:] if ln.startswith("Patient"))
                 record = " ".join(str(t.get("text", "")) for t in eng.turns if t.get("agent") == "patient_0")
                 allowed = [case.opening_statement, case.chief_complaint] + [
                     case.history[h].text for h in eng.asked if h in case.history]
