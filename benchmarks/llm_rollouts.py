@@ -12,8 +12,18 @@
    and measures calls/s and the acceptance figures from ``/metrics`` (~0 with random weights:
    this measures the plumbing, not a speed-up).
 
-Usage: ``python benchmarks/llm_rollouts.py [--latency-ms 50] [--vllm-python .venv-vllm/bin/python]``.
-The last line is one JSON object with ``speedup_64_vs_1``, ``overhead_ms_per_call``, ``latency_ms``.
+3. Text-mode prompt size and calls per episode (``--text-only`` runs just these): the doctor's
+   prompt at its first turn and at mid-episode (after six history questions) over the bundled
+   cases, split into the static system prefix (cacheable) and the per-turn user message, in
+   whitespace words and regex tokens (``\\w+|[^\\w\\s]``), lean (default) against the full
+   catalogue listing (``list_items=True``, the old prompt); and the calls per all-LLM text episode
+   (doctor, patient and examiner all LLMs on the scripted loopback server) with the batch examiner
+   (default) and per-item grading. AgentClinic's protocol, for comparison: 16 calls per episode,
+   ~240 words per doctor call.
+
+Usage: ``python benchmarks/llm_rollouts.py [--latency-ms 50] [--vllm-python .venv-vllm/bin/python]``
+or ``python benchmarks/llm_rollouts.py --text-only``. The last line is one JSON object with
+``speedup_64_vs_1``, ``overhead_ms_per_call``, ``latency_ms`` and ``text_mode``.
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +162,79 @@ def vllm_cpu(python: str, calls: int = 48, concurrency: int = 8, max_tokens: int
     return out
 
 
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def _sizes(messages: Any) -> dict[str, int]:
+    system, user = messages[0]["content"], messages[1]["content"]
+    return {"system_words": len(system.split()), "system_tokens": len(_TOKEN.findall(system)),
+            "user_words": len(user.split()), "user_tokens": len(_TOKEN.findall(user))}
+
+
+def prompt_sizes(list_items: bool, questions: int = 6) -> dict[str, Any]:
+    """The doctor's prompt sizes at its first turn and after ``questions`` history questions (the
+    first suggested or listed items), over every bundled case: mean and max of each part."""
+    first, mid = [], []
+    for case in clinic_env.load_cases():
+        env = clinic_env.doctor_env(mode="text", case=case.id, persona="cooperative", list_items=list_items)
+        obs, _ = env.reset(seed=0)
+        first.append(_sizes(obs["messages"]))
+        t = env.engine.table
+        for _ in range(questions):
+            legal = [h for h in t.history_ids if env.engine.masks[0][t.ask(h)]]
+            if not legal or env.engine.terminated or env.engine.truncated:
+                break
+            obs, *_ = env.step(env.engine.cat.history[legal[0]].question)
+        mid.append(_sizes(obs["messages"]))
+
+    def stats(rows: list[dict[str, int]]) -> dict[str, float]:
+        return {f"{k}_{f}": round(fn([r[k] for r in rows]), 1) for k in rows[0]
+                for f, fn in (("mean", statistics.fmean), ("max", max))}
+
+    return {"first": stats(first), "mid_episode": stats(mid), "cases": len(first)}
+
+
+def calls_per_episode(grading: str, n_cases: int, concurrency: int = 16) -> dict[str, Any]:
+    """Calls per all-LLM text episode on the scripted loopback server (in process, no latency)."""
+    from clinic_env.testing.openai_server import OpenAITestServer
+    from clinic_env.testing.scripted import SCRIPTS
+
+    cases = clinic_env.load_cases()[:n_cases]
+    with OpenAITestServer(SCRIPTS["doctor"]) as srv:
+        examiner = LLMPolicy("hosted_vllm/bench", "examiner", api_base=srv.base_url, timeout=30, grading=grading)
+        batch = asyncio.run(arun(cases, "llm:hosted_vllm/bench", patient="llm:hosted_vllm/bench", examiner=examiner,
+                                 api_base=srv.base_url, concurrency=concurrency, timeout=30,
+                                 env_kwargs={"persona": "cooperative", "grading": grading}))
+    per_role: dict[str, list[int]] = {}
+    for r in batch:
+        for agent, row in r["usage"]["by_agent"].items():
+            per_role.setdefault(agent, []).append(row["calls"])
+    calls = [r["usage"]["calls"] for r in batch]
+    return {"grading": grading, "episodes": len(batch), "calls_per_episode_mean": round(statistics.fmean(calls), 2),
+            "calls_per_episode_max": max(calls),
+            "by_role_mean": {a: round(statistics.fmean(v), 2) for a, v in sorted(per_role.items())},
+            "ended": sorted({str(r["end_reason"]) for r in batch})}
+
+
+def text_mode(n_cases: int) -> dict[str, Any]:
+    """Prompt sizes (lean vs full listing) and calls per all-LLM episode (batch vs per-item)."""
+    out: dict[str, Any] = {"prompt_lean": prompt_sizes(False), "prompt_full_listing": prompt_sizes(True),
+                           "calls_batch": calls_per_episode("batch", n_cases),
+                           "calls_per_item": calls_per_episode("per_item", n_cases),
+                           "agentclinic_reference": {"calls_per_episode": 16, "words_per_doctor_call": 240}}
+    for name in ("prompt_lean", "prompt_full_listing"):
+        for when in ("first", "mid_episode"):
+            row = out[name][when]
+            print(f"[text {name}] {when:11s}: static prefix {row['system_words_mean']:.0f} words / "
+                  f"{row['system_tokens_mean']:.0f} tokens; per-turn {row['user_words_mean']:.0f} words / "
+                  f"{row['user_tokens_mean']:.0f} tokens (max {row['user_tokens_max']:.0f})")
+    for name in ("calls_batch", "calls_per_item"):
+        row = out[name]
+        print(f"[text {row['grading']}] all-LLM calls per episode: {row['calls_per_episode_mean']} "
+              f"(max {row['calls_per_episode_max']}; {row['by_role_mean']}; {row['episodes']} episodes)")
+    return out
+
+
 def main() -> None:
     """Run the benchmarks and print the summary JSON last."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -158,7 +243,12 @@ def main() -> None:
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="runs per concurrency (the best is kept)")
     parser.add_argument("--vllm-python", default=None, help="interpreter with vllm-cpu installed")
+    parser.add_argument("--text-only", action="store_true", help="only the text-mode prompt sizes and calls per episode")
+    parser.add_argument("--text-cases", type=int, default=16, help="cases for the calls-per-episode figures")
     args = parser.parse_args()
+    if args.text_only:
+        print(json.dumps({"text_mode": text_mode(args.text_cases)}))
+        return
     plan = {1: 6, 8: 48, 64: args.episodes_64}
     main_run = loopback(args.latency_ms, "auto", plan, args.repeats)
     summary: dict[str, Any] = {
@@ -175,6 +265,7 @@ def main() -> None:
                               "episodes_per_s": {str(r["concurrency"]): r["episodes_per_s"] for r in lite["rows"]}}
     if args.vllm_python:
         summary["vllm_cpu"] = vllm_cpu(args.vllm_python)
+    summary["text_mode"] = text_mode(args.text_cases)
     print(json.dumps(summary))
 
 
