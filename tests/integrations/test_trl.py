@@ -103,3 +103,22 @@ def test_grpo_trainer_takes_the_factory(tmp_path: Path) -> None:
     names = {t.__name__ for t in trainer.tools}
     assert {"ask", "order", "propose_diagnosis", "commit_differential", "end_segment", "diagnose"} <= names
     assert "get_reward" not in names and "ClinicDoctorTools" in trainer.reward_func_names
+
+
+@pytest.mark.skipif(not _HAS_TRL and not _REQUIRED, reason="trl/torch not installed (make test-trainers)")
+def test_tiny_training_example_prints_rewards_that_vary() -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(EXAMPLE), "--tiny"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["steps"] == 3 and out["reward_std"] > 0 and out["model"] == "tiny"
+
+
+def test_example_without_a_model_is_a_usage_error() -> None:
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--tiny" in res.stderr and "Traceback" not in res.stderr
