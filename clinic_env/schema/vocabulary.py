@@ -87,6 +87,8 @@ def normalise_text(text: str) -> str:
     text = re.sub(r"[^a-z0-9]+", " ", text)
     for uk, us in _SPELLING:
         text = text.replace(uk, us)
+    # "post-traumatic", "post traumatic" and "posttraumatic" are one word; so is "heat stroke".
+    text = re.sub(r"\b(post|pre|non|anti|peri|para|intra|extra|retro|heat|sun)\s+(?=[a-z]{4,})", r"\1", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -308,7 +310,10 @@ class DiagnosisVocabulary:
         "lymphocytic leukaemia", never C91.1); two categories: refuse."""
         if not strong:
             return None
-        found = [n for key, names in self._strong.items() if strong < key for n in names]
+        # A title's negated part is not its content: "rupture" is not in "aneurysm, without
+        # mention of rupture".
+        found = [n for key, names in self._strong.items() if strong < key for n in names
+                 if strong <= _strong(content_words(_affirmed_part(n.label)))]
         categories = {icd10.category(n.code) for n in found}
         if len(categories) != 1:
             return None
@@ -434,6 +439,11 @@ def _nos(found: DiagnosisMapping) -> DiagnosisMapping:
     return DiagnosisMapping(found.text, nos[0], found.status, found.confidence,
                             f"{found.evidence}; category {found.code} is subdivided: its unspecified "
                             f"subcategory {nos[0]} {_title(nos[0])!r}", found.candidates)
+
+
+def _affirmed_part(label: str) -> str:
+    """A title without its negated parts ("without mention of rupture", "except ...", "other than ...")."""
+    return re.sub(r"\b(?:without|except|other than|excluding|not)\b[^,;\[\]()]*", " ", label, flags=re.IGNORECASE)
 
 
 @lru_cache(maxsize=512)

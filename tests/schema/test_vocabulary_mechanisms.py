@@ -86,3 +86,14 @@ def test_bacterial_organism_set_aside_only_without_combination_titles() -> None:
     assert map_diagnosis("Pseudomonas keratitis").code == "H16.9"   # keratitis; organism coded apart
     assert map_diagnosis("Pseudomonas pneumonia").code is None      # J15.1 or P23.5: the organism decides
     assert map_diagnosis("Herpetic keratitis").code != "H16.9"      # viral: its own WHO code, never stripped
+
+
+def test_negated_part_of_a_title_is_not_its_content() -> None:
+    # I71.2 is "Thoracic aortic aneurysm, without mention of rupture": never a rupture.
+    assert map_diagnosis("Thoracic aortic rupture").code != "I71.2"
+
+
+@pytest.mark.parametrize("text", ["Posttraumatic stress disorder", "Post traumatic stress disorder",
+                                  "Post-traumatic stress disorder"])
+def test_compound_prefixes_written_apart_or_joined(text: str) -> None:
+    assert map_diagnosis(text).code == "F43.1"
