@@ -35,7 +35,16 @@ runner = CliRunner()
 ENV = {"max_cycles": 40}
 MODEL = "hosted_vllm/test"
 
-HAVE_RAY = importlib.util.find_spec("ray") is not None
+
+
+def _have_ray() -> bool:
+    try:
+        return importlib.util.find_spec("ray") is not None
+    except ValueError:  # sys.modules["ray"] is None: made unimportable on purpose
+        return False
+
+
+HAVE_RAY = _have_ray()
 _SKIP = pytest.mark.skipif(not HAVE_RAY and os.environ.get("CLINIC_ENV_REQUIRE_RAY") != "1",
                            reason="Ray is not installed (pip install -e '.[ray]')")
 T = TypeVar("T")
