@@ -30,7 +30,7 @@ MASK = "***"
 _MIN_REGISTERED = 5  # shorter registered values would blank out ordinary words
 
 _SECRET_WORD = r"(?:key|token(?!s\b)|secret|passw(?:or)?d|pwd|credential|signature|sig(?![a-z]))"
-_NAME_CHARS = r"[A-Za-z0-9_\-.]"
+_NAME_CHARS = r"[A-Za-z0-9_\-.]"  # names are bounded ({0,64}) below: linear time on any text
 _SECRET_NAME = re.compile(rf"(?i){_SECRET_WORD}")
 
 # Where a key may start: not inside a word, or right after a \n, \r or \t escape (bytes reprs).
@@ -38,9 +38,9 @@ _S = r"(?:(?<=\\[nrt])|(?<![A-Za-z0-9_]))"
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # URL userinfo: scheme://user:password@host -> scheme://***@host (up to the netloc's last @).
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#]*@"), rf"\1{MASK}@"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,31}://)[^\s/?#]{0,4096}@"), rf"\1{MASK}@"),
     # Query parameters named like secrets: ?api_key=..., &token=..., ;sig=...
-    (re.compile(rf"(?i)([?&;]{_NAME_CHARS}*?{_SECRET_WORD}{_NAME_CHARS}*=)[^\s&#;'\"<>\\]*"), rf"\1{MASK}"),
+    (re.compile(rf"(?i)([?&;]{_NAME_CHARS}{{0,64}}?{_SECRET_WORD}{_NAME_CHARS}{{0,64}}=)[^\s&#;'\"<>\\]*"), rf"\1{MASK}"),
     # Authorization headers (any scheme) and header-style API keys.
     (re.compile(r"(?i)((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest)\s+)?)"
                 r"[^\s\"',;}\]\\]+"), rf"\1{MASK}"),
@@ -57,13 +57,13 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(_S + r"eyJ[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]{6,}\.[A-Za-z0-9_\-]*"), MASK),
 )
 # NAME=value (environment / command line): the value is one shell word, quoted pieces included.
-_ASSIGN = re.compile(rf"(?i)(\b[A-Za-z_][A-Za-z0-9_]*{_SECRET_WORD}[A-Za-z0-9_]*=)"
+_ASSIGN = re.compile(rf"(?i)(\b[A-Za-z_][A-Za-z0-9_]{{0,64}}{_SECRET_WORD}[A-Za-z0-9_]{{0,64}}=)"
                      r"(?!\*\*\*)((?:'[^']*'|\"(?:[^\"\\]|\\.)*\"|[^\s'\"&])+)")
 # --api-key VALUE / --hf-token=VALUE (command lines).
-_FLAG = re.compile(rf"(?i)(--[A-Za-z0-9_\-]*{_SECRET_WORD}[A-Za-z0-9_\-]*(?:=|\s+))(?!\*\*\*|--)"
+_FLAG = re.compile(rf"(?i)(--[A-Za-z0-9_\-]{{0,64}}{_SECRET_WORD}[A-Za-z0-9_\-]{{0,64}}(?:=|\s+))(?!\*\*\*|--)"
                    r"((?:'[^']*'|\"(?:[^\"\\]|\\.)*\"|[^\s'\"])+)")
 # "name": "value" / 'name': 'value' (JSON, Python reprs).
-_QUOTED = re.compile(rf"(?i)([\"'])({_NAME_CHARS}*{_SECRET_WORD}{_NAME_CHARS}*)\1(\s*:\s*)"
+_QUOTED = re.compile(rf"(?i)([\"'])({_NAME_CHARS}{{0,64}}{_SECRET_WORD}{_NAME_CHARS}{{0,64}})\1(\s*:\s*)"
                      r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
 
 _lock = threading.Lock()

@@ -182,3 +182,20 @@ def test_serve_dry_run_masks_secret_env_values() -> None:
     assert f"HF_TOKEN={MASK}" in result.output and "VLLM_CPU_KVCACHE_SPACE=4" in result.output
     bad = CliRunner().invoke(app, ["serve", "vllm", "--model", "m", "--dry-run", "--env", "NOEQUALS"])
     assert bad.exit_code == 2 and "KEY=VALUE" in bad.output
+
+
+def test_redact_takes_linear_time_on_adversarial_text() -> None:
+    import time
+
+    units = ["key", "?key", "akey_", "'k':", "k=", '"key":', "http://@", "http://a", "Authorization: ", "--key ",
+             "a.", "sk-", "Bearer ", "-", "a-", "eyJaaaaaa.", "x-api-key:", '"', "key='"]
+    for unit in units:
+        small, big = unit * (2000 // len(unit)), unit * (32000 // len(unit))
+        start = time.perf_counter()
+        redact(small)
+        t_small = time.perf_counter() - start
+        start = time.perf_counter()
+        redact(big)
+        t_big = time.perf_counter() - start
+        # 16x the text: a quadratic pattern would take ~256x; allow 40x and noise on a busy machine.
+        assert t_big < max(40 * t_small, 0.05) and t_big < 2.0, (unit, t_small, t_big)
