@@ -106,6 +106,9 @@ def test_meta_sentences_order_no_tests(setup: tuple[DoctorParser, np.ndarray]) -
 # ---------------------------------------------------------------------------------------- linear time
 _HOSTILE = {
     "nested": "[[[{{{" * 11000,
+    "open brackets": "[" * 65536,  # 2.5 s at 4 KB for the old try-every-bracket decoder
+    "open lists": "[1," * 22000,
+    "open objects": '{"a":[' * 11000,
     "closed": "[" * 32000 + "]" * 32000,
     "quotes": '{"' * 32000,
     "small spans": "[1,]" * 16000,
