@@ -128,8 +128,20 @@ async def read_response(reader: asyncio.StreamReader, max_body: int = MAX_BODY, 
     is malformed or over ``max_body`` (``head``: the request was a HEAD, there is no body).
 
     The status line and headers are read in one call (CRLF line ends, 64 KiB at most in all) and
-    split in C: a well-formed answer costs no more than the lenient reader this replaced.
+    split in C: a well-formed answer costs no more than the lenient reader this replaced. Interim
+    ``1xx`` answers are skipped (a few at most), so the final answer is never left in the stream
+    for the next request to read.
     """
+    for _ in range(4):
+        status, body, keep = await _read_one(reader, max_body, head)
+        if not 100 <= status < 200:
+            return status, body, keep
+        if status == 101:
+            raise HTTPProtocolError("the server switched protocols (101)")
+    raise HTTPProtocolError("too many interim (1xx) answers")
+
+
+async def _read_one(reader: asyncio.StreamReader, max_body: int, head: bool) -> tuple[int, bytes, bool]:
     try:
         raw_head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:

@@ -171,6 +171,8 @@ _BAD_ANSWERS = {
     "headers_cut": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
     "close_body_huge": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b" " * (1 << 16),
     "empty": b"",
+    "interim_forever": b"HTTP/1.1 100 Continue\r\n\r\n" * 10,
+    "switching": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n",
 }
 
 
@@ -219,6 +221,8 @@ def test_well_formed_answers_still_read() -> None:
     assert _exchange(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(_OK) + _OK) == (200, _OK)
     assert _exchange(b"HTTP/1.0 200 OK\r\n\r\n" + _OK) == (200, _OK)  # close-delimited
     assert _exchange(b"HTTP/1.1 204 No Content\r\n\r\n") == (204, b"")
+    interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n"
+    assert _exchange(interim + b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok") == (200, b"ok")
     chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n5;ext=1\r\nhello\r\n0\r\nX-T: 1\r\n\r\n"
     assert _exchange(chunked) == (200, b"hello")
 
