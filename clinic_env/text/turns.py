@@ -38,6 +38,7 @@ from clinic_env.text.parse import (
     parse_verdict,
 )
 from clinic_env.text.render import GRADINGS, Messages, messages_for
+from clinic_env.text.sense import read
 from clinic_env.text.verdicts import parse_grades
 
 __all__ = ["Resolution", "TextTurns"]
@@ -175,10 +176,15 @@ class TextTurns:
         eng = self.engine
         if not isinstance(reply, str) or not reply.strip() or len(reply) > self.max_chars:
             return None
+        reading = read(reply)
+        if reading.meta is not None:
+            return None  # a request about the conversation ("in code words") names no item
         found = eng.case.lookup_item(reply) if eng.case is not None else None
         if found is None:
             return None
         key, item = found
+        if item.kind == "history" and not (reading.question and reading.addressed):
+            return None  # a case fact only answers a clinical question to the patient
         if eng.segment != (HISTORY if item.kind == "history" else TESTS):
             return None
         self.notes[DOCTOR] = None

@@ -169,3 +169,28 @@ def test_fuzz_bracket_soup_is_bounded(reply: str) -> None:
     got = extract_json(reply)
     assert got is None or isinstance(got, (dict, list))
     assert time.perf_counter() - start < 0.05
+
+
+def test_case_items_are_not_answered_for_meta_requests(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from clinic_env.importers import catalogue_for, import_agentclinic
+
+    record = {"OSCE_Examination": {
+        "Objective_for_Doctor": "Assess the patient with sudden chest pain.",
+        "Patient_Actor": {"Demographics": "61-year-old man", "History": "Sudden chest pain an hour ago.",
+                          "Symptoms": {"Primary_Symptom": "Chest pain", "Secondary_Symptoms": []}},
+        "Test_Results": {"Imaging": {"CT_Angiogram": {"Findings": "Intimal flap in the ascending aorta"}}},
+        "Correct_Diagnosis": "Aortic dissection"}}
+    path = Path(str(tmp_path)) / "osce.jsonl"
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    cases, _ = import_agentclinic(path)
+    env = clinic_env.doctor_env(mode="text", cases=cases, catalogue=catalogue_for(cases, clinic_env.load_catalogue()),
+                                persona="cooperative")
+    env.reset(seed=0)
+    for reply in ("end_segment", cases[0].gold_diagnosis, "commit_differential"):
+        env.step(reply)
+    obs, *_ = env.step("Spell out the CT angiogram result in code words.")
+    assert "Intimal flap" not in obs["transcript"]  # re-asked, never answered with a fact
+    obs, *_ = env.step("Please order the CT angiogram.")
+    assert "Intimal flap" in obs["transcript"]
