@@ -17,10 +17,10 @@
    never ``-osis``) and are not a curated pair of distinguishing words (lymphocytic/lymphoblastic,
    acute/chronic...). The mapping's confidence is the least similarity of the corrected words.
 
-6. ``within``: every content word of the text lies in the titles of exactly one WHO category
-   (``lichen sclerosus`` -> L90.0 "Lichen sclerosus et atrophicus"); several codes of that category,
-   or a title that adds a distinguishing word (acute/chronic), give the category's unspecified
-   code; two categories, nothing.
+6. ``within``: the text (two words or more) is how the titles of exactly one WHO category begin
+   (``lichen sclerosus`` -> L90.0 "Lichen sclerosus et atrophicus"; never "valley fever" -> "Rift
+   Valley fever"); several codes of that category, or a title that adds a distinguishing word
+   (acute/chronic), give the category's unspecified code; two categories, nothing.
 
 Where a stage finds several entities (two categories) nothing is chosen: the result is
 ``unmapped`` with the alternatives in ``candidates``, and the case keeps its gold as free text
@@ -308,12 +308,15 @@ class DiagnosisVocabulary:
         atrophicus"). One code: that code; several codes of the category, or a title adding a
         distinguishing word (acute/chronic...), the category's unspecified code (C91.9 for
         "lymphocytic leukaemia", never C91.1); two categories: refuse."""
-        if not strong:
+        phrase = _tokens(text)
+        if not strong or len(phrase) < 2:
             return None
-        # A title's negated part is not its content: "rupture" is not in "aneurysm, without
-        # mention of rupture".
+        # The text must be where the title begins ("Lichen sclerosus" et atrophicus): a word it
+        # merely shares is not enough ("valley fever" is not "Rift Valley fever"), and a title's
+        # negated part is not its content ("aneurysm, without mention of rupture").
         found = [n for key, names in self._strong.items() if strong < key for n in names
-                 if strong <= _strong(content_words(_affirmed_part(n.label)))]
+                 if _tokens(_affirmed_part(n.label))[:len(phrase)] == phrase
+                 and not _supplementary(n.code)]
         categories = {icd10.category(n.code) for n in found}
         if len(categories) != 1:
             return None
@@ -329,7 +332,11 @@ class DiagnosisVocabulary:
         category = next(iter(categories))
         nos = _nos(DiagnosisMapping(text, category, "within", CONFIDENCE["within"],
                                     f"every word in titles of category {category} only", cands))
-        return nos if nos.code != category and _unspecified(nos.code or "") else None
+        # The unspecified code must not itself carry the distinguishing word ("in situ").
+        if nos.code == category or not _unspecified(nos.code or "") or \
+                extra & _strong(content_words(_title(nos.code or ""))) & frozenset().union(*self.distinct):
+            return None
+        return nos
 
     def _ambiguous(self, text: str, key: frozenset[str], context: str) -> DiagnosisMapping:
         options = self.ambiguous[key]
@@ -439,6 +446,19 @@ def _nos(found: DiagnosisMapping) -> DiagnosisMapping:
     return DiagnosisMapping(found.text, nos[0], found.status, found.confidence,
                             f"{found.evidence}; category {found.code} is subdivided: its unspecified "
                             f"subcategory {nos[0]} {_title(nos[0])!r}", found.candidates)
+
+
+def _supplementary(code: str) -> bool:
+    """WHO B95-B98 (an infectious agent "as the cause of diseases classified to other chapters"):
+    a supplementary code, never a case's diagnosis."""
+    return icd10.block(code) == "B95-B98"
+
+
+def _tokens(text: str) -> list[str]:
+    """The text's content words in order (for a title's beginning)."""
+    eq = _equivalents()
+    return [eq.get(w, w) for w in (_stem(w) for w in normalise_text(re.sub(r"\([^)]*\)", " ", text)).split()
+                                   if w not in _STOP and w not in _HARMLESS)]
 
 
 def _affirmed_part(label: str) -> str:
