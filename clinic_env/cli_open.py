@@ -38,7 +38,6 @@ __all__ = ["CASE_FORMATS", "detect_format", "given_flags", "load_run_cases", "re
 #: What ``run --format`` takes: ``auto`` (detected), ``clinic`` (clinic-env case files) or an importer's format.
 CASE_FORMATS = ("auto", "clinic", "agentclinic", "mediq", "craftmd")
 OPEN_DOCTORS = ("open-scripted",)
-
 FORMAT = "clinic_env.open/1"
 
 # Options of ``run`` that only open mode reads (declared here, so cli.py stays a list of names).
@@ -56,11 +55,13 @@ ModeratorOpt = Annotated[Optional[str], typer.Option(
     "--moderator", help="Open mode: grading of the final diagnosis: llm:MODEL or icd10 (default).")]
 TurnsOpt = Annotated[Optional[int], typer.Option(
     "--max-doctor-turns", min=1, help="Open mode: the doctor's turn budget (default 20).")]
-DoctorBiasOpt = Annotated[Optional[str], typer.Option("--doctor-bias", help="Open mode: bias id for the doctor's prompt.")]
-PatientBiasOpt = Annotated[Optional[str], typer.Option("--patient-bias", help="Open mode: bias id for the patient's prompt.")]
+_BIAS_HELP = ("Open mode: a bias paragraph for the {}'s prompt, by id (clinic_env/data/open/biases.yaml, "
+              "AgentClinic's biases: e.g. {}); default none.")
+DoctorBiasOpt = Annotated[Optional[str], typer.Option(
+    "--doctor-bias", help=_BIAS_HELP.format("doctor", "recency, frequency, false_consensus, confirmation"))]
+PatientBiasOpt = Annotated[Optional[str], typer.Option(
+    "--patient-bias", help=_BIAS_HELP.format("patient", "recency, false_consensus, self_diagnosis"))]
 FormatOpt = Annotated[str, typer.Option("--format", help="Format of --cases: " + ", ".join(CASE_FORMATS) + ".")]
-
-
 _BASE_HELP = "Open mode: server URL for the {} (default: --api-base)."
 DoctorBaseOpt = Annotated[Optional[str], typer.Option("--doctor-api-base", help=_BASE_HELP.format("doctor"))]
 PatientBaseOpt = Annotated[Optional[str], typer.Option("--patient-api-base", help=_BASE_HELP.format("patient"))]
@@ -68,6 +69,7 @@ ExaminerBaseOpt = Annotated[Optional[str], typer.Option("--examiner-api-base", h
 MeasurementBaseOpt = Annotated[Optional[str], typer.Option("--measurement-api-base",
                                                            help=_BASE_HELP.format("measurement agent"))]
 ModeratorBaseOpt = Annotated[Optional[str], typer.Option("--moderator-api-base", help=_BASE_HELP.format("moderator"))]
+
 
 def redact(text: str) -> str:
     """``text`` with credentials masked (:func:`clinic_env.llm.redact.redact`)."""
