@@ -20,7 +20,13 @@ from clinic_env.patients.normalise import STOPWORDS, fold
 __all__ = ["concepts", "synonym_groups"]
 
 _FILE = Path(__file__).resolve().parent.parent / "data" / "leak" / "paraphrase.yaml"
-_GENERIC = frozenset(["yes", "not", "just", "about", "like", "also", "been", "have", "feel", "felt", "get", "got", "any", "thing", "things", "really", "quite", "well", "then", "now", "some", "much", "more", "most", "since", "still", "even", "back", "over"])
+_GENERIC = frozenset({
+    "yes", "not", "just", "about", "like", "also", "been", "have", "feel", "felt", "get", "got", "any",
+    "thing", "things", "really", "quite", "well", "then", "now", "some", "much", "more", "most", "since",
+    "still", "even", "over", "look", "looking", "through", "way", "lot", "everything", "anything",
+    "something", "little", "always", "sometimes", "every", "each", "other", "same", "didn", "don", "doesn",
+    "think", "thought", "after", "went", "go", "going", "come", "came", "time", "times", "bit",
+})
 
 
 @lru_cache(maxsize=1)
@@ -44,7 +50,14 @@ def synonym_groups() -> dict[str, str]:
     return _load()[0]
 
 
+#: Words ending like an inflection that are not one ("evening" is not "even" + "ing").
+_KEEP = frozenset({"evening", "morning", "nothing", "something", "anything", "everything", "ring", "thing",
+                   "spring", "string", "ceiling", "wedding", "building", "bed", "red", "shed", "ankles", "eyes"})
+
+
 def _stem(word: str) -> str:
+    if word in _KEEP:
+        return word[:-1] if word.endswith("s") else word
     for suffix in ("ingly", "edly", "ing", "ed", "ly", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix) and not word.endswith(("ss", "us", "is")):
             return word[: -len(suffix)]

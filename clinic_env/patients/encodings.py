@@ -174,9 +174,7 @@ def decoded_payloads(text: str) -> tuple[str, ...]:
 # --------------------------------------------------------------------------------- letter runs
 #: Words that may stand between spelled letters without ending the spelling.
 _FILLER = frozenset(
-    """then and next followed by after that as in for like the letter letters capital small lower upper
-    case starts start starting begins begin beginning ends end ending with is it's its it spelled spelt
-    spell goes first second third last another one more plus comma space dash""".split()
+    ["then", "and", "next", "followed", "by", "after", "that", "as", "in", "for", "like", "the", "letter", "letters", "capital", "small", "lower", "upper", "case", "starts", "start", "starting", "begins", "begin", "beginning", "ends", "end", "ending", "with", "is", "it's", "its", "it", "spelled", "spelt", "spell", "goes", "first", "second", "third", "last", "another", "one", "more", "plus", "comma", "space", "dash"]
 )
 _HINT = re.compile(
     r"\b(?:start(?:s|ed|ing)?|begin(?:s|ning)?|began|end(?:s|ed|ing)?)\s+with\s+(?:an?\s+|the\s+letter\s+)?|"
@@ -276,7 +274,7 @@ def spoken_codes(text: str) -> str:
     toks = _NUM_TOKEN.findall(_prepare(text).lower())
     for i, tok in enumerate(toks):
         parts = tok.split("-")
-        if all(p in numbers for p in parts) and parts[0] not in ("oh",) or (tok == "oh" and out and out[-1].isdigit()):
+        if (all(p in numbers for p in parts) and parts[0] not in ("oh",)) or (tok == "oh" and out and out[-1].isdigit()):
             digits = "".join(numbers[p] for p in parts)
             digits = re.sub(r"_(\d)", r"\1", digits).replace("_", "0")
             out.append(digits)

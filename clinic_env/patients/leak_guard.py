@@ -3,19 +3,27 @@
 The guard knows the case (its gold diagnosis and facts) and which history items the doctor has
 asked about. It removes from a patient's reply every sentence that
 
-- names the gold diagnosis: its ICD-10 code or category, its catalogue label, the label's
-  distinctive words and abbreviations, or a shipped synonym (lay words and other languages),
-  found through spelling tricks (spaced letters, leetspeak, look-alike letters, reversal, base64,
-  close spelling variants);
+- names the gold diagnosis: its ICD-10 code or category (also said in words), its catalogue label,
+  the label's distinctive words and abbreviations, a shipped synonym (lay words and names in other
+  languages, ``data/leak/foreign.yaml``) or a drug, test or procedure that gives it away
+  (``data/leak/giveaways.yaml``), found through every encoding of
+  :mod:`~clinic_env.patients.encodings` (spaced, dotted or spelled-out letters, phonetic
+  alphabets, Morse, Caesar shifts, reversal, acrostics and initials, base-N and character codes,
+  URL/HTML escapes, look-alike, fullwidth, zero-width and combining characters, leetspeak);
 - talks about the script rather than the illness ("the correct diagnosis is...", "my case file");
-- discloses a case fact the doctor has not asked about (by the history item's cue words, or by
-  repeating the fact's own wording).
+- discloses a case fact the doctor has not asked about (by the history item's cue words, by
+  repeating the fact's own wording, or by paraphrasing it: :mod:`~clinic_env.patients.disclosure`).
+
+With ``history`` (the patient's earlier replies as shown), a reply that completes a name spread
+over several turns is blocked whole; :class:`~clinic_env.patients.conversation.ConversationGuard`
+keeps that history for a consultation.
 
 A name of the diagnosis that the case itself puts in the patient's mouth for something the doctor
 asked about (a known asthmatic saying "my asthma") or that the opening statement already used is
 allowed. The result keeps the safe sentences, says what was blocked and whether anything leaked.
 
-``LeakGuard(case, catalogue).check(text, asked)`` is the interface LLM patients call on every reply.
+``LeakGuard(case, catalogue).check(text, asked, history=())`` is the interface LLM patients call
+on every reply.
 """
 
 from __future__ import annotations
@@ -231,8 +239,10 @@ class LeakGuard:
         for fact in self.fact_concepts[hid]:
             common = len(said & fact)
             if common >= 3 or (common >= 2 and len(fact) <= 3):
-                # Four shared concepts tell the fact whatever its length.
-                best = max(best, common / max(len(fact), 1), self.min_overlap if common >= 4 else 0.0)
+                share = common / max(len(fact), 1)
+                # Four shared concepts tell the fact whatever its length, three most of a short one.
+                told = common >= 4 or (common == 3 and share >= 0.45)
+                best = max(best, share, self.min_overlap if told else 0.0)
         return best
 
     def _has_code(self, text: str) -> bool:
