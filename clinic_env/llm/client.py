@@ -30,12 +30,11 @@ import random
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from clinic_env.llm.http import HTTPPool, deadline
-from clinic_env.llm.redact import redact, redact_url, register_secret, secret_name
+from clinic_env.llm.redact import redact, redact_url, register_credentials
 
 __all__ = ["CallRecord", "ChatClient", "Completion", "LLMCallError", "Usage", "current_usage", "token_fields",
            "track_calls", "track_usage"]
@@ -238,7 +237,7 @@ class ChatClient:
         self._failed_in_row = 0
         self._fail_fast_until = 0.0
         self._last_error = ""
-        _register_credentials(self.api_base, self.api_key)
+        register_credentials(self.api_base, self.api_key)
         if transport == "auto":
             hosted = "/" not in model or model.startswith(_SELF_HOSTED)
             transport = "http" if self.api_base and hosted else "litellm"
@@ -390,17 +389,3 @@ class ChatClient:
                 await asyncio.sleep(self.backoff * (2**attempt) * (0.5 + self._rng.random()))
         raise LLMCallError(redact(f"{self.model}: no usable answer after {self.retries + 1} attempt(s): {last[:400]}"))
 
-
-def _register_credentials(api_base: str | None, api_key: str | None) -> None:
-    """Make :func:`redact` hide this client's key and the URL's password and secret parameters."""
-    register_secret(api_key)
-    if not api_base:
-        return
-    try:
-        parts = urlsplit(api_base)
-        register_secret(unquote(parts.password or "") or None)
-        for name, value in parse_qsl(parts.query, keep_blank_values=True):
-            if secret_name(name):
-                register_secret(value)
-    except ValueError:
-        pass  # an unusable URL fails when first used; its message is redacted by context

@@ -23,8 +23,10 @@ from __future__ import annotations
 import re
 import threading
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["MASK", "redact", "redact_argv", "redact_data", "redact_url", "register_secret", "secret_name"]
+__all__ = ["MASK", "redact", "redact_argv", "redact_data", "redact_url", "register_credentials", "register_secret",
+           "secret_name"]
 
 MASK = "***"
 _MIN_REGISTERED = 5  # shorter registered values would blank out ordinary words
@@ -86,6 +88,22 @@ def register_secret(value: str | None) -> None:
         if value not in _registered:
             # Longest first, so that a secret containing another is hidden whole.
             _registered = tuple(sorted((*_registered, value), key=len, reverse=True))
+
+
+def register_credentials(url: str | None, key: str | None = None) -> None:
+    """Register ``key`` and what ``url`` holds in secret (its password, its secret-named query
+    values) with :func:`register_secret`; clients call it with their ``api_base`` and key."""
+    register_secret(key)
+    if not url:
+        return
+    try:
+        parts = urlsplit(url)
+        register_secret(unquote(parts.password or "") or None)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True):
+            if secret_name(name):
+                register_secret(value)
+    except ValueError:
+        pass  # an unusable URL fails where it is used, with a message redacted by context
 
 
 def _quoted(m: re.Match[str]) -> str:
