@@ -216,9 +216,58 @@ def calls_per_episode(grading: str, n_cases: int, concurrency: int = 16) -> dict
             "ended": sorted({str(r["end_reason"]) for r in batch})}
 
 
+def parser_figures() -> dict[str, Any]:
+    """Precision and recall of history items over the labelled sets of tests/text/sense_cases.py
+    (tuning set and held-out set), and the worst time to parse a 64 KB hostile reply."""
+    import importlib.util
+
+    import numpy as np
+
+    from clinic_env.core.engine import HISTORY
+    from clinic_env.text.parse import DoctorParser, extract_json, parse_patient_reply, parse_verdict
+
+    spec = importlib.util.spec_from_file_location("sense_cases", ROOT / "tests" / "text" / "sense_cases.py")
+    assert spec is not None and spec.loader is not None
+    sc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sc)
+    env = clinic_env.raw_env()
+    env.reset(seed=0)
+    t = env.info.table
+    mask = np.zeros(t.n, np.int8)
+    mask[t.ask0 : t.order0] = 1
+    parser = DoctorParser(env.info.catalogue, t, max_chars=70000)
+
+    def asks(text: str) -> list[str]:
+        return [a.name[4:] for a in parser.parse(text, mask, HISTORY).actions if a.name.startswith("ask:")]
+
+    out: dict[str, Any] = {}
+    for name, non, questions in (("tuning", sc.NON_QUESTIONS, sc.QUESTIONS),
+                                 ("held_out", sc.HELD_OUT_NON_QUESTIONS, sc.HELD_OUT_QUESTIONS)):
+        fp = sum(bool(asks(x)) for x in non)
+        got = [asks(x)[:1] for x, _ in questions]
+        tp = sum(g == [item] for g, (_, item) in zip(got, questions, strict=True))
+        predicted = fp + sum(bool(g) for g in got)
+        out[name] = {"precision": round(tp / max(predicted, 1), 3), "recall": round(tp / len(questions), 3),
+                     "non_questions": len(non), "questions": len(questions)}
+    worst = 0.0
+    for unit in ("[", "[1,", '{"a":[', "[[[{{{", '{"', "[see 1] "):
+        reply = (unit * 65536)[:65536]
+        start = time.perf_counter()
+        extract_json(reply)
+        parse_verdict(reply)
+        parse_patient_reply(reply)
+        parser.parse(reply, mask, HISTORY)
+        worst = max(worst, time.perf_counter() - start)
+    out["hostile_64k_worst_ms"] = round(1000 * worst, 2)
+    print(f"[text parser] tuning set P {out['tuning']['precision']} R {out['tuning']['recall']}; held-out P "
+          f"{out['held_out']['precision']} R {out['held_out']['recall']}; 64 KB hostile reply {out['hostile_64k_worst_ms']} ms")
+    return out
+
+
 def text_mode(n_cases: int) -> dict[str, Any]:
-    """Prompt sizes (lean vs full listing) and calls per all-LLM episode (batch vs per-item)."""
-    out: dict[str, Any] = {"prompt_lean": prompt_sizes(False), "prompt_full_listing": prompt_sizes(True),
+    """Prompt sizes (lean vs full listing), calls per all-LLM episode (batch vs per-item), parser figures."""
+    out: dict[str, Any] = {"parser": parser_figures(), "prompt_lean": prompt_sizes(False),
+                           "prompt_full_listing": prompt_sizes(True),
                            "calls_batch": calls_per_episode("batch", n_cases),
                            "calls_per_item": calls_per_episode("per_item", n_cases),
                            "agentclinic_reference": {"calls_per_episode": 16, "words_per_doctor_call": 240}}
