@@ -102,8 +102,8 @@ def _first_record(path: Path) -> Any:
             return line.decode("utf-8", "replace")
         try:
             return json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            return None  # not sniffable: the loader then names the file and its problem
     return None
 
 
