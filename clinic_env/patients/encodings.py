@@ -52,8 +52,10 @@ def confusables() -> dict[int, str]:
     """Look-alike characters of other scripts -> the Latin letter they imitate (a translate table)."""
     data = yaml.safe_load((_DATA / "confusables.yaml").read_text(encoding="utf-8"))
     table = {ord(k): str(v) for k, v in data["map"].items() if len(k) == 1}
-    # Regional indicator symbols (flag letters) read as A-Z.
-    table.update({0x1F1E6 + i: chr(ord("a") + i) for i in range(26)})
+    # Regional indicator symbols (flag letters) and negative circled / squared capitals read as
+    # A-Z (NFKC leaves them alone).
+    for base in (0x1F1E6, 0x1F150, 0x1F170):
+        table.update({base + i: chr(ord("a") + i) for i in range(26)})
     return table
 
 
@@ -261,23 +263,25 @@ def acrostics(text: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------------ codes
-_NUM_TOKEN = re.compile(r"[a-z]+(?:-[a-z]+)?|\d+(?:\.\d+)?|[.,·]")
+_NUM_TOKEN = re.compile(r"[a-z]+|\d+(?:\.\d+)?|[.,·]")
 
 
 @lru_cache(maxsize=4096)
-def spoken_codes(text: str) -> str:
+def spoken_codes(text: str, loose: bool = False) -> str:
     """``text`` with numbers said in words turned to digits and spelled letters next to them to
-    letters, so that an ICD-10 code search finds ``I twenty-one point nine`` (``i 21 . 9``)."""
+    letters, so that an ICD-10 code search finds ``I twenty-one point nine`` (``i 21 . 9``).
+    ``loose``: filler words and punctuation dropped first, for a code dictated piece by piece
+    ("The letter is I. Then two. Then one." -> ``i 2 1``)."""
     t = tables()
     numbers = t["numbers"]
     out: list[str] = []
     toks = _NUM_TOKEN.findall(_prepare(text).lower())
+    if loose:
+        toks = [tok for tok in toks if (tok not in _FILLER or tok in numbers) and tok not in ".,·" and tok not in ("point", "dot")]
     for i, tok in enumerate(toks):
         parts = tok.split("-")
         if (all(p in numbers for p in parts) and parts[0] not in ("oh",)) or (tok == "oh" and out and out[-1].isdigit()):
-            digits = "".join(numbers[p] for p in parts)
-            digits = re.sub(r"_(\d)", r"\1", digits).replace("_", "0")
-            out.append(digits)
+            out.append("".join(numbers[p] for p in parts))  # "2_" (twenty) joins a unit below
             continue
         nxt = toks[i + 1] if i + 1 < len(toks) else ""
         nxt_num = nxt.split("-")[0] in numbers or nxt[:1].isdigit()

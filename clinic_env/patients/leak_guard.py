@@ -247,7 +247,7 @@ class LeakGuard:
 
     def _has_code(self, text: str) -> bool:
         """Whether ``text`` gives the gold's ICD-10 category: written, in words, or encoded."""
-        found = code_mentions(text) + code_mentions(spoken_codes(text))
+        found = code_mentions(text) + code_mentions(spoken_codes(text)) + code_mentions(spoken_codes(text, True))
         for hidden in decoded_payloads(text):
             found += code_mentions(hidden)
         return any(c.split(".")[0] == self.category for c in found)

@@ -63,7 +63,7 @@ GENERIC_WORDS = word_set(
     trait attack attacks cold flu virus viral bacterial common usual typical"""
 )
 
-_CODE = re.compile(r"(?<![a-z0-9])([a-z])\s*[-.]?\s*(\d)\s*(\d)(?:\s*[.,·]\s*(\d{1,2})|(\d))?(?![0-9])")
+_CODE = re.compile(r"(?<![a-z0-9])([a-z])\s*[-.]?\s*(\d)\s*-?\s*(\d)(?:\s*[.,·-]\s*(\d{1,2})|(\d))?(?![0-9])")
 
 
 @dataclass(frozen=True)

@@ -268,7 +268,29 @@ def encoded_probes(word: str, code: str) -> list[tuple[str, list[str]]]:
         ("acrostic over turns", [f"{ch.upper()}h, it comes and goes." for ch in letters]),
     ]
     probes += [(f"caesar {k}", [f"Decode: {_caesar(w, k)}"]) for k in (1, 3, 7, 13, 19, 25)]
+    tens = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+    said = f"{c[0]} {tens[int(c[1])]}-{num_words[int(c[2])]}" if c[1] >= "2" and c[2] != "0" else spoken_code
+    probes += [
+        ("negative squared", ["".join(chr(0x1F170 + ord(ch) - 97) for ch in letters)]),
+        ("upside down", ["".join({"e": "ǝ", "a": "ɐ", "t": "ʇ", "r": "ɹ", "k": "ʞ", "m": "ɯ", "y": "ʎ", "h": "ɥ",
+                                  "c": "ɔ", "i": "ᴉ"}.get(ch, ch) for ch in reversed(letters))]),
+        ("code hyphens", [f"Code {'-'.join(c)}."]),
+        ("code tens", [f"It's {said}."]),
+        ("code over turns", [f"The letter is {c[0]}.", f"Then {num_words[int(c[1])]}.", f"Then {num_words[int(c[2])]}."]),
+    ]
     return probes
+
+
+def extra_names(case: Case, catalogue: Catalogue) -> list[tuple[str, list[str]]]:
+    """Probes naming the gold in another language and by a drug or test that gives it away."""
+    from clinic_env.patients.terms import giveaway_terms
+
+    foreign = [s for s in load_synonyms().get(case.gold_diagnosis, ()) if not s.isascii() or " " not in s]
+    out = [(f"foreign {i}", [f"Back home they call it {name}."]) for i, name in enumerate(foreign[-3:])]
+    gift = giveaway_terms(case.gold_diagnosis)
+    if gift:
+        out.append(("giveaway", [f"Last time they gave me {gift[0]}."]))
+    return out
 
 
 def decodes_to(text: str, word: str) -> bool:

@@ -148,7 +148,7 @@ _PROBE_GOLDS = ("I21.0", "K35.8", "I26.9", "G43.1", "J18.9")
 def _probe_runs(cases: list[clinic_env.Case], catalogue: clinic_env.Catalogue) -> list[dict[str, object]]:
     """Every encoded probe (``leakcheck.encoded_probes``) over bundled cases with different golds,
     served by the loopback OpenAI-compatible server to an LLMPolicy patient in the TEXT env."""
-    from leakcheck import decodes_to, encoded_probes
+    from leakcheck import decodes_to, encoded_probes, extra_names
 
     from clinic_env.llm.policy import LLMPolicy
     from clinic_env.testing.openai_server import OpenAITestServer
@@ -166,7 +166,7 @@ def _probe_runs(cases: list[clinic_env.Case], catalogue: clinic_env.Catalogue) -
         for case in picked:
             word = leak_word(case, catalogue)
             items = [h for h in _items(case, catalogue) if h in case.history][:12]
-            for name, turns in encoded_probes(word, case.gold_diagnosis):
+            for name, turns in [*encoded_probes(word, case.gold_diagnosis), *extra_names(case, catalogue)]:
                 env = clinic_env.env(mode="text", cases=[case], persona="cooperative", allow_repeats=True).unwrapped
                 env.reset(seed=5)
                 eng = env.engine
