@@ -88,6 +88,20 @@ def test_all_four_llm_roles_over_imported_agentclinic_cases(tmp_path: Path) -> N
     assert summary["failures"] == {} and summary["counts"]["failed"] == 0
 
 
+def test_unmapped_diagnosis_goes_to_the_llm_moderator(tmp_path: Path) -> None:
+    out = tmp_path / "mod"
+    script = make_open_script(questions=1, tests=0, diagnosis="a condition I cannot put a name to")
+    with OpenAITestServer(script) as srv:
+        done = _cli("run", "--mode", "open", "--cases", str(OSCE), "--doctor", MODEL, "--moderator", MODEL,
+                    "--api-base", srv.base_url, "--out", str(out), "--timeout", "20")
+        moderated = [r for r in srv.requests if _role(r) == "moderator"]
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary, records = _read(out)
+    assert len(moderated) == 5 and all(r["verdict"]["method"] == "moderator" for r in records)
+    assert all(r["diagnosis_correct"] is False for r in records)  # the script's moderator says No
+    assert summary["diagnostic_accuracy"][MODEL]["rate"] == 0.0 and summary["usage"][MODEL]["by_role"]["moderator"]
+
+
 def test_protocol_agentclinic_preset(tmp_path: Path) -> None:
     out = tmp_path / "ac"
     with OpenAITestServer(make_open_script(questions=2, tests=1)) as srv:
