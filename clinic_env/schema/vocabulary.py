@@ -81,9 +81,10 @@ _HARMLESS = frozenset({"disease", "disorder", "syndrome", "condition", "infectio
 def normalise_text(text: str) -> str:
     """Lower case, accents folded, possessives and punctuation dropped, US spelling
     (``Hirschsprung’s disease`` -> ``hirschsprung disease``, ``leukaemia`` -> ``leukemia``)."""
+    # Possessives first: "Kaposi’s" must not become "kaposis" when the curly apostrophe is folded away.
+    text = re.sub(r"['’`]s\b", "", text)
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()
-    text = re.sub(r"['’`]s\b", "", text)
     text = re.sub(r"[^a-z0-9]+", " ", text)
     for uk, us in _SPELLING:
         text = text.replace(uk, us)
@@ -315,8 +316,7 @@ class DiagnosisVocabulary:
         # merely shares is not enough ("valley fever" is not "Rift Valley fever"), and a title's
         # negated part is not its content ("aneurysm, without mention of rupture").
         found = [n for key, names in self._strong.items() if strong < key for n in names
-                 if _tokens(_affirmed_part(n.label))[:len(phrase)] == phrase
-                 and not _supplementary(n.code)]
+                 if _qualifies(phrase, _tokens(_affirmed_part(n.label))) and not _supplementary(n.code)]
         categories = {icd10.category(n.code) for n in found}
         if len(categories) != 1:
             return None
@@ -452,6 +452,19 @@ def _supplementary(code: str) -> bool:
     """WHO B95-B98 (an infectious agent "as the cause of diseases classified to other chapters"):
     a supplementary code, never a case's diagnosis."""
     return icd10.block(code) == "B95-B98"
+
+
+#: Words that join a second entity to a title ("... with polymyalgia rheumatica", "... due to ...").
+_LINKS = frozenset({"with", "due", "associated", "following", "complicating", "secondary", "caused", "anemia",
+                    "without"})
+
+
+def _qualifies(phrase: list[str], title: list[str]) -> bool:
+    """Whether a title is the phrase plus at most two qualifying words ("lichen sclerosus" + "et
+    atrophicus"), never plus a second entity ("giant cell arteritis" + "with polymyalgia
+    rheumatica", "vitamin B12 deficiency" + "anaemia due to ...")."""
+    rest = title[len(phrase):]
+    return title[:len(phrase)] == phrase and len(rest) <= 2 and not (rest and rest[0] in _LINKS)
 
 
 def _tokens(text: str) -> list[str]:

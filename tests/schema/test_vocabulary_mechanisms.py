@@ -98,3 +98,14 @@ def test_negated_part_of_a_title_is_not_its_content() -> None:
                                   "Post-traumatic stress disorder"])
 def test_compound_prefixes_written_apart_or_joined(text: str) -> None:
     assert map_diagnosis(text).code == "F43.1"
+
+
+def test_within_never_adds_a_second_entity() -> None:
+    # M31.5 is "Giant cell arteritis *with polymyalgia rheumatica*"; D51.0 is B12 deficiency
+    # *anaemia due to intrinsic factor deficiency*: a prefix that adds an entity is not a match.
+    assert map_diagnosis("Giant-cell arteritis").code != "M31.5"
+    assert map_diagnosis("Vitamin B12 deficiency").code != "D51.0"
+
+
+def test_curly_possessive_is_a_possessive() -> None:
+    assert map_diagnosis("Kaposi’s sarcoma").code == map_diagnosis("Kaposi sarcoma").code == "C46.9"
