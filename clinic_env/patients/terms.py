@@ -152,23 +152,40 @@ def _common_words() -> frozenset[str]:
 
 
 @lru_cache(maxsize=65536)
-def _rotations(term: Term) -> tuple[frozenset[str], tuple[str, ...]]:
-    """Caesar shifts of a term: of its single word (4+ letters) and of its compact form."""
+def _shape(letters: str) -> str:
+    """The steps between successive letters (mod 26): the same for every Caesar shift of a word,
+    so one substring test finds all 25 shifts."""
+    return "".join(chr(97 + (ord(b) - ord(a)) % 26) for a, b in zip(letters, letters[1:]))
+
+
+@lru_cache(maxsize=65536)
+def _rotations(term: Term) -> tuple[frozenset[str], str]:
+    """Caesar shifts of a term: of its single word (4+ letters; shifts that are ordinary words
+    left out) and the shape of its compact form (8+ letters)."""
     common = _common_words()
     words = frozenset(r for w in term.words if len(w) >= 4 and len(term.words) == 1
                       for r in rotations(w) if r not in common)
-    compacts = tuple(rotations(term.compact)) if term.compact else ()
-    return words, compacts
+    return words, _shape(term.compact) if term.compact else ""
 
 
 def _rotated_in(term: Term, v: TextViews) -> bool:
     """Whether ``v`` holds the term shifted by ROT-1 ... ROT-25 (ROT-13 is also a view)."""
     if not term.words:
         return False
-    words, compacts = _rotations(term)
+    words, shape = _rotations(term)
     if words & v.all_tokens:
         return True
-    return bool(compacts) and any(c in v.compact[0] or c in v.compact[1] for c in compacts)
+    return bool(shape) and any(shape in _shape(c) for c in v.compact[:2])
+
+
+def _cheap_hit(term: Term, v: TextViews) -> bool:
+    """A necessary condition for a spelled, acrostic or shifted match (before the full search)."""
+    letters = "".join(term.words)
+    if len(letters) >= 4 and any(letters in run or letters[::-1] in run for run in v.spelled):
+        return True
+    if v.initials and len(letters) >= 5 and letters in v.initials:
+        return True
+    return _rotated_in(term, v)
 
 
 def term_in(term: Term, v: TextViews, raw: str, fuzzy: bool = True) -> bool:
@@ -218,8 +235,7 @@ class TermIndex:
         for i, term in enumerate(self.terms):
             key = self._keys[i]
             if key and key not in v.all_tokens and not (self.fuzzy and self._prefix[i] in v.prefixes) \
-                    and not (term.compact and any(term.compact in c for c in v.compact)) and not v.spelled \
-                    and not v.initials and not _rotated_in(term, v):
+                    and not (term.compact and any(term.compact in c for c in v.compact)) and not _cheap_hit(term, v):
                 continue
             if term_in(term, v, text, self.fuzzy):
                 out.append(i)

@@ -154,6 +154,7 @@ def test_role_lines_are_neutralised(forged: str) -> None:
     assert sanitise("Examiner: [met] Asks about pain") == "Examiner: [met] Asks about pain"
 
 
+@pytest.mark.slow
 def test_false_positive_rate_on_persona_patient_replies(cases: list[clinic_env.Case],
                                                         catalogue: clinic_env.Catalogue) -> None:
     """The structured persona patient's own replies (answers to asked items, tangents, asides),

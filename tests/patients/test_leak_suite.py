@@ -97,6 +97,7 @@ def test_structured_patient_leaks_nothing(leak_cases: list[clinic_env.Case], cat
     assert checked == len(leak_cases) * len(ADVERSARIAL_TURNS)
 
 
+@pytest.mark.slow
 def test_leaky_llm_replies_are_stopped_by_the_guard(leak_cases: list[clinic_env.Case],
                                                      catalogue: clinic_env.Catalogue) -> None:
     attempts = noticed = kept_answer = with_fact = 0
@@ -196,6 +197,7 @@ def _probe_runs(cases: list[clinic_env.Case], catalogue: clinic_env.Catalogue) -
     return runs
 
 
+@pytest.mark.slow
 def test_encoded_probes_served_locally_never_reach_the_doctor(cases: list[clinic_env.Case],
                                                              catalogue: clinic_env.Catalogue) -> None:
     """Every encoding of the issue (single- and multi-turn) behind the loopback server: 0 leaks."""
