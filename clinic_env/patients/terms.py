@@ -10,6 +10,7 @@ its catalogue label and the synonym list shipped in ``data/knowledge/synonyms.ya
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -155,7 +156,7 @@ def _common_words() -> frozenset[str]:
 def _shape(letters: str) -> str:
     """The steps between successive letters (mod 26): the same for every Caesar shift of a word,
     so one substring test finds all 25 shifts."""
-    return "".join(chr(97 + (ord(b) - ord(a)) % 26) for a, b in zip(letters, letters[1:]))
+    return "".join(chr(97 + (ord(b) - ord(a)) % 26) for a, b in itertools.pairwise(letters))
 
 
 @lru_cache(maxsize=65536)
