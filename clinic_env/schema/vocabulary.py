@@ -31,7 +31,6 @@ P22.0 or adult J80) are resolved only by words of the ``context`` (e.g. the case
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -41,6 +40,16 @@ from typing import TYPE_CHECKING, Literal
 import yaml
 
 from clinic_env.schema import icd10
+from clinic_env.schema.vocabulary_words import (
+    affirmed_part,
+    content_words,
+    normalise_text,
+    qualifies,
+    tokens,
+)
+from clinic_env.schema.vocabulary_words import (
+    strong as _strong,
+)
 
 if TYPE_CHECKING:
     from clinic_env.schema.catalogue import Catalogue
@@ -66,63 +75,6 @@ CONFIDENCE: dict[str, float] = {"exact": 1.0, "synonym": 0.97, "abbreviation": 0
                                  "within": 0.85}
 
 _DATA = Path(__file__).resolve().parent.parent / "data" / "icd10" / "synonyms.yaml"
-# UK -> US spelling: applied to both sides, so either spelling matches either.
-_SPELLING = (("oesophag", "esophag"), ("haem", "hem"), ("aemia", "emia"), ("ischaem", "ischem"), ("rrhoe", "rrhe"),
-             ("oedem", "edem"), ("paed", "ped"), ("coeliac", "celiac"), ("faec", "fec"), ("goitre", "goiter"),
-             ("tumour", "tumor"), ("caec", "cec"), ("gynaec", "gynec"), ("anaes", "anes"), ("oestr", "estr"),
-             ("foet", "fet"), ("dyspnoea", "dyspnea"), ("apnoea", "apnea"), ("leukaem", "leukem"), ("fibre", "fiber"),
-             ("centre", "center"), ("behaviour", "behavior"), ("orthopaed", "orthoped"), ("aesthe", "esthe"))
-_STOP = frozenset({"of", "the", "a", "an", "and", "or", "in", "on", "at", "to", "by", "for", "as", "its", "nos",
-                   "unspecified", "elsewhere", "classified"})
-#: Words that never tell two entities apart (set aside from stage 4 on).
-_HARMLESS = frozenset({"disease", "disorder", "syndrome", "condition", "infection", "type"})
-
-
-def normalise_text(text: str) -> str:
-    """Lower case, accents folded, possessives and punctuation dropped, US spelling
-    (``Hirschsprung’s disease`` -> ``hirschsprung disease``, ``leukaemia`` -> ``leukemia``)."""
-    # Possessives first: "Kaposi’s" must not become "kaposis" when the curly apostrophe is folded away.
-    text = re.sub(r"['’`]s\b", "", text)
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text).lower()
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    for uk, us in _SPELLING:
-        text = text.replace(uk, us)
-    # "post-traumatic", "post traumatic" and "posttraumatic" are one word; so is "heat stroke".
-    text = re.sub(r"\b(post|pre|non|anti|peri|para|intra|extra|retro|heat|sun)\s+(?=[a-z]{4,})", r"\1", text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def _stem(word: str) -> str:
-    if len(word) > 4 and word.endswith("s") and not word.endswith(("ss", "is", "us", "sis", "ies")):
-        return word[:-1]
-    return word
-
-
-@lru_cache(maxsize=1)
-def _equivalents() -> dict[str, str]:
-    """Word -> the first word of its group in ``equivalent_words`` (``pulmonary`` -> ``lung``)."""
-    raw = yaml.safe_load(_DATA.read_text(encoding="utf-8")) or {}
-    out: dict[str, str] = {}
-    for group in raw.get("equivalent_words") or ():
-        words = [_stem(normalise_text(str(w))) for w in group]
-        for w in words:
-            out.setdefault(w, words[0])
-    return out
-
-
-def content_words(text: str) -> frozenset[str]:
-    """The content words of a (normalised) text: stop words dropped, plurals singular, an organ's
-    adjective written as its noun (``pulmonary`` -> ``lung``, data: ``equivalent_words``)."""
-    eq = _equivalents()
-    words = (_stem(w) for w in normalise_text(text).split() if w not in _STOP)
-    return frozenset(eq.get(w, w) for w in words)
-
-
-def _strong(words: frozenset[str]) -> frozenset[str]:
-    return frozenset(w for w in words if w not in _HARMLESS)
-
-
 @dataclass(frozen=True)
 class Candidate:
     """An alternative the mapper considered."""
@@ -309,14 +261,14 @@ class DiagnosisVocabulary:
         atrophicus"). One code: that code; several codes of the category, or a title adding a
         distinguishing word (acute/chronic...), the category's unspecified code (C91.9 for
         "lymphocytic leukaemia", never C91.1); two categories: refuse."""
-        phrase = _tokens(text)
+        phrase = tokens(text)
         if not strong or len(phrase) < 2:
             return None
         # The text must be where the title begins ("Lichen sclerosus" et atrophicus): a word it
         # merely shares is not enough ("valley fever" is not "Rift Valley fever"), and a title's
         # negated part is not its content ("aneurysm, without mention of rupture").
         found = [n for key, names in self._strong.items() if strong < key for n in names
-                 if _qualifies(phrase, _tokens(_affirmed_part(n.label))) and not _supplementary(n.code)]
+                 if qualifies(phrase, tokens(affirmed_part(n.label))) and not _supplementary(n.code)]
         categories = {icd10.category(n.code) for n in found}
         if len(categories) != 1:
             return None
@@ -452,31 +404,6 @@ def _supplementary(code: str) -> bool:
     """WHO B95-B98 (an infectious agent "as the cause of diseases classified to other chapters"):
     a supplementary code, never a case's diagnosis."""
     return icd10.block(code) == "B95-B98"
-
-
-#: Words that join a second entity to a title ("... with polymyalgia rheumatica", "... due to ...").
-_LINKS = frozenset({"with", "due", "associated", "following", "complicating", "secondary", "caused", "anemia",
-                    "without"})
-
-
-def _qualifies(phrase: list[str], title: list[str]) -> bool:
-    """Whether a title is the phrase plus at most two qualifying words ("lichen sclerosus" + "et
-    atrophicus"), never plus a second entity ("giant cell arteritis" + "with polymyalgia
-    rheumatica", "vitamin B12 deficiency" + "anaemia due to ...")."""
-    rest = title[len(phrase):]
-    return title[:len(phrase)] == phrase and len(rest) <= 2 and not (rest and rest[0] in _LINKS)
-
-
-def _tokens(text: str) -> list[str]:
-    """The text's content words in order (for a title's beginning)."""
-    eq = _equivalents()
-    return [eq.get(w, w) for w in (_stem(w) for w in normalise_text(re.sub(r"\([^)]*\)", " ", text)).split()
-                                   if w not in _STOP and w not in _HARMLESS)]
-
-
-def _affirmed_part(label: str) -> str:
-    """A title without its negated parts ("without mention of rupture", "except ...", "other than ...")."""
-    return re.sub(r"\b(?:without|except|other than|excluding|not)\b[^,;\[\]()]*", " ", label, flags=re.IGNORECASE)
 
 
 @lru_cache(maxsize=512)
