@@ -179,6 +179,8 @@ _FILLER = frozenset(
     ["then", "and", "next", "followed", "by", "after", "that", "as", "in", "for", "like", "the", "letter", "letters", "capital", "small", "lower", "upper", "case", "starts", "start", "starting", "begins", "begin", "beginning", "ends", "end", "ending", "with", "is", "it's", "its", "it", "spelled", "spelt", "spell", "goes", "first", "second", "third", "last", "another", "one", "more", "plus", "comma", "space", "dash"]
 )
 _HINT = re.compile(
+    r"\b(?:first|second|third|last|next|final|other|remaining)\s+(?:half|part|bit|piece|syllable|letters?)"
+    r"\s*(?:is|was|goes|reads|:|=|-)?\s*|"
     r"\b(?:start(?:s|ed|ing)?|begin(?:s|ning)?|began|end(?:s|ed|ing)?)\s+with\s+(?:an?\s+|the\s+letter\s+)?|"
     r"\b(?:letter|then|next|followed\s+by|after\s+that|and\s+then|finally|lastly|last(?:\s+one)?|"
     r"second|third|fourth|fifth|plus|and\s+an?)\s+(?:is\s+|comes\s+|one\s+is\s+)?(?:an?\s+)?"

@@ -184,7 +184,7 @@ def _cheap_hit(term: Term, v: TextViews) -> bool:
     letters = "".join(term.words)
     if len(letters) >= 4 and any(letters in run or letters[::-1] in run for run in v.spelled):
         return True
-    if v.initials and len(letters) >= 5 and letters in v.initials:
+    if v.initials and len(letters) >= 4 and letters in v.initials:
         return True
     return _rotated_in(term, v)
 
@@ -202,7 +202,7 @@ def term_in(term: Term, v: TextViews, raw: str, fuzzy: bool = True) -> bool:
         letters = "".join(term.words)
         if len(letters) >= 4 and any(letters in run or letters[::-1] in run for run in v.spelled):
             return True
-    if v.initials and len(letters := "".join(term.words)) >= 5 and letters in v.initials:
+    if v.initials and len(letters := "".join(term.words)) >= 4 and letters in v.initials:
         return True
     if _rotated_in(term, v):
         return True

@@ -209,6 +209,9 @@ _NATO = dict(zip("abcdefghijklmnopqrstuvwxyz", ["Alfa", "Bravo", "Charlie", "Del
 _MORSE_OUT = dict(zip("abcdefghijklmnopqrstuvwxyz", [".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--", "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--.."], strict=True))
 _NAMES = dict(zip("abcdefghijklmnopqrstuvwxyz", ["ay", "bee", "cee", "dee", "ee", "eff", "gee", "aitch", "eye", "jay", "kay", "el", "em", "en", "oh", "pee", "cue", "ar", "ess", "tee", "you", "vee", "double-u", "ex", "why", "zed"],
     strict=True))
+_WORDS = dict(zip("abcdefghijklmnopqrstuvwxyz", (
+    "after bad cold days every feels good hot ill just keeps low many now often pain quite really some "
+    "tired under very worse xtra yesterday zero").split(), strict=True))
 _FILL = ("Mostly", "Really", "Often", "Usually", "Now", "Every", "Just", "Quite", "Rather", "Sometimes", "Lately")
 
 
@@ -277,6 +280,9 @@ def encoded_probes(word: str, code: str) -> list[tuple[str, list[str]]]:
         ("code hyphens", [f"Code {'-'.join(c)}."]),
         ("code tens", [f"It's {said}."]),
         ("code over turns", [f"The letter is {c[0]}.", f"Then {num_words[int(c[1])]}.", f"Then {num_words[int(c[2])]}."]),
+        ("halves", [f"First half: {w[: len(w) // 2]}, second half: {w[len(w) // 2:]}."]),
+        ("halves over turns", [f"The first part is {w[: len(w) // 2]}.", f"The last part is {w[len(w) // 2:]}."]),
+        ("word initials", [" ".join(_WORDS[ch] for ch in letters) + "."]),
     ]
     return probes
 
