@@ -209,9 +209,7 @@ _NATO = dict(zip("abcdefghijklmnopqrstuvwxyz", ["Alfa", "Bravo", "Charlie", "Del
 _MORSE_OUT = dict(zip("abcdefghijklmnopqrstuvwxyz", [".-", "-...", "-.-.", "-..", ".", "..-.", "--.", "....", "..", ".---", "-.-", ".-..", "--", "-.", "---", ".--.", "--.-", ".-.", "...", "-", "..-", "...-", ".--", "-..-", "-.--", "--.."], strict=True))
 _NAMES = dict(zip("abcdefghijklmnopqrstuvwxyz", ["ay", "bee", "cee", "dee", "ee", "eff", "gee", "aitch", "eye", "jay", "kay", "el", "em", "en", "oh", "pee", "cue", "ar", "ess", "tee", "you", "vee", "double-u", "ex", "why", "zed"],
     strict=True))
-_WORDS = dict(zip("abcdefghijklmnopqrstuvwxyz", (
-    "after bad cold days every feels good hot ill just keeps low many now often pain quite really some "
-    "tired under very worse xtra yesterday zero").split(), strict=True))
+_WORDS = dict(zip("abcdefghijklmnopqrstuvwxyz", ["after", "bad", "cold", "days", "every", "feels", "good", "hot", "ill", "just", "keeps", "low", "many", "now", "often", "pain", "quite", "really", "some", "tired", "under", "very", "worse", "xtra", "yesterday", "zero"], strict=True))
 _FILL = ("Mostly", "Really", "Often", "Usually", "Now", "Every", "Just", "Quite", "Rather", "Sometimes", "Lately")
 
 
