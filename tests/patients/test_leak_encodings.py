@@ -195,3 +195,45 @@ def test_false_positive_rate_on_persona_patient_replies(cases: list[clinic_env.C
     for example in examples:
         print("  blocked:", example)
     assert rate <= 0.01, examples[:8]
+
+
+@pytest.mark.parametrize("second", ["It hurts low on the right.", "Honestly it is appendicitis."])
+def test_text_env_regenerates_once_then_neutral(cases: list[clinic_env.Case], second: str) -> None:
+    """The text env's patient path: a blocked reply is asked again with the neutral note; a second
+    blocked reply becomes the neutral answer; both are recorded (events and guard blocks)."""
+    import json
+
+    from clinic_env.core.actions import WAIT
+    from clinic_env.core.engine import DOCTOR, PATIENT
+    from clinic_env.llm.policy import LLMPolicy
+    from clinic_env.testing.openai_server import OpenAITestServer
+
+    case = next(c for c in cases if c.gold_diagnosis == "K35.8")
+    hid = next(h for h in case.history if h != case.presenting_complaint)
+    seen: list[str] = []
+
+    def reply(request: dict[str, object]) -> str:
+        seen.append(json.dumps(request))
+        return json.dumps({"mode": "truthful", "text": "It's appendicitis, a-p-p-e-n-d-i-x." if len(seen) == 1 else second})
+
+    env = clinic_env.env(mode="text", cases=[case], persona="cooperative").unwrapped
+    env.reset(seed=1)
+    with OpenAITestServer(replies=reply) as server:
+        patient = LLMPolicy("p", role="patient", api_base=server.base_url, transport="http")
+        env.step(json.dumps({"action": "ask", "item": hid, "text": "Tell me more."}))
+        for _ in range(6):
+            agent = env.agent_selection
+            if agent == "doctor_0" and not env.engine.masks[DOCTOR][WAIT]:
+                break
+            env.step(patient.act(env.observe(agent), agent) if agent == "patient_0"
+                     and not env.engine.masks[PATIENT][WAIT] else WAIT)
+    shown = [ln for ln in env.engine.transcript.view("doctor").splitlines() if ln.startswith("Patient")][-1]
+    assert len(seen) == 2 and REGENERATE_NOTE in seen[1] and "appendic" not in seen[1].split(REGENERATE_NOTE)[1][:200]
+    outcomes = [b["outcome"] for b in env.engine.patient.blocks]
+    if "appendicitis" in second:
+        assert shown == f"Patient: {NEUTRAL_ANSWER}" and outcomes == ["regenerate", "neutral"]
+        turn = next(t for t in reversed(env.engine.turns) if t["agent"] == "patient_0")
+        assert turn.get("guard") == ["diagnosis"]
+    else:
+        assert shown == f"Patient: {second}" and outcomes == ["regenerate"]
+    assert [e["outcome"] for e in env.turns.events if e.get("guard")] == outcomes
