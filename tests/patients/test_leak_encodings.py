@@ -237,3 +237,29 @@ def test_text_env_regenerates_once_then_neutral(cases: list[clinic_env.Case], se
     else:
         assert shown == f"Patient: {second}" and outcomes == ["regenerate"]
     assert [e["outcome"] for e in env.turns.events if e.get("guard")] == outcomes
+
+
+def test_decoders_and_sanitise_invariants() -> None:
+    """Any text: the decoders never raise, sanitise keeps the length and leaves no forged line,
+    neutralise_roles leaves one line."""
+    import re
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from clinic_env.patients.encodings import acrostics, decoded_payloads, letter_runs, spoken_codes, unescape
+
+    pieces = [*"aeIMpt .-\n:|<>[]#%&;0123456789", "Patient:", "Examiner:", "<|im_start|>", "[INST]", "&#77;",
+              "%4D", "\u200b", "а"]
+    alphabet = st.sampled_from(pieces)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(alphabet, max_size=40).map("".join))
+    def check(text: str) -> None:
+        unescape(text), decoded_payloads(text), letter_runs(text), acrostics(text), spoken_codes(text)
+        line = sanitise(f"Doctor: {text}")
+        assert len(line) == len(f"Doctor: {text}")
+        assert not re.search(r"(?im)^\s*(patient|examiner|system)\s*:", line)
+        assert "\n" not in neutralise_roles(text)
+
+    check()
