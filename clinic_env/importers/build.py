@@ -278,9 +278,12 @@ class CaseDraft:
             # Vital signs in the standard form, so their numbers can be read (and flagged) reliably.
             from clinic_env.importers.mediq import standard_vitals
 
-            std = standard_vitals(" ".join(self.exam["exam.vitals"]).replace("_", " "))
+            recorded = "; ".join(self.exam["exam.vitals"])
+            std = standard_vitals(recorded.replace("_", " "))
             if std:
-                exam["exam.vitals"] = {"text": std, "abnormal": result_abnormal(std, self.age)}
+                # The standard form first (its numbers are read and flagged), then the source's own
+                # words, so nothing it recorded is lost (weight, "normal for age", a fetal trace).
+                exam["exam.vitals"] = {"text": f"{std} (as recorded: {recorded})", "abnormal": result_abnormal(std, self.age)}
         tests = {t: {"text": "; ".join(parts), "abnormal": any(result_abnormal(p, self.age) for p in parts)}
                  for t, parts in self.tests.items()}
         abnormal = [t for t, f in {**exam, **tests}.items() if f["abnormal"] and t != "exam.vitals"]

@@ -70,3 +70,18 @@ def test_case_item_not_answered_outside_its_segment_or_when_unnamed(
     obs, *_ = env.step("order a ventilation perfusion scintigraphy")  # not in this case
     assert "Intimal flap" not in obs["transcript"]
     assert not any(e.get("outcome") == "case_item" for e in env.turns.events)
+
+
+def test_vital_signs_keep_the_source_words_beside_the_standard_form(tmp_path: Path) -> None:
+    # Written for this test: vital signs with a weight, an age-relative value and a fetal trace,
+    # none of which the standard "HR/BP/RR/T" form can hold.
+    rec = json.loads(json.dumps(_RECORD))
+    rec["OSCE_Examination"]["Physical_Examination_Findings"]["Vital_Signs"] = {
+        "Heart_Rate": "104 bpm", "Blood_Pressure": "Normal for age", "Weight": "45 kg (99 lbs)",
+        "Fetal_Heart_Rate_Monitoring": "Shows recurrent variable decelerations"}
+    path = tmp_path / "vitals.jsonl"
+    path.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    cases, _ = import_agentclinic(path)
+    texts = " ".join(f.text for f in (*cases[0].exam.values(), *cases[0].extra_items.values()))
+    for words in ("104", "Normal for age", "45 kg (99 lbs)", "recurrent variable decelerations"):
+        assert words in texts, (words, texts)
