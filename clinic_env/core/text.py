@@ -33,7 +33,9 @@ _OWN = re.compile(r"^(?:\[[^\]\n]{0,80}\] |(?:Doctor|Patient(?: \(to the doctor\
                   r": (?:\[(?:met|not_met|abstain)\] )?)")
 #: Anything that imitates a role's line or a chat-template boundary.
 ROLE_MARKER = re.compile(
-    rf"(?P<label>(?:^|(?<=[\s\"'(\[>*#-]))(?:{_ROLES})(?:\s*\([^)\n]{{0,40}}\))?\s*:)"
+    # A label where a line or a sentence could start (not "nervous system: normal").
+    rf"(?P<label>(?:^|(?<=[\n\"'(\[>*#|])|(?<=[.!?;:,)\]}}>/] )|(?<=\s\s)|(?<=- ))"
+    rf"(?:{_ROLES})(?:\s*\([^)\n]{{0,40}}\))?\s*:)"
     r"|(?P<token><\|[^|\n]{0,40}\|>|\[/?(?:INST|SYS|SYSTEM|ASSISTANT|USER)\]|<</?[A-Za-z_]{1,20}>>|</?s>"
     rf"|</?(?:{_ROLES}|im_start|im_end|conversation|rubric_item|transcript|instructions?)\b[^<>\n]{{0,40}}>)"
     r"|(?P<verdict>\[(?:met|not_met|not met|abstain|criteria_met)\])"
@@ -61,8 +63,8 @@ def _neutralise(text: str, keep_own: bool) -> str:
     body = text[start:]
     if not ROLE_MARKER.search(body):
         return text
-    # A line break followed by a marker would start a forged line: it becomes a space.
-    chars = list(body)
+    # Markers defanged (same length), then each line break that led to one becomes a space.
+    chars = list(ROLE_MARKER.sub(_defang, body))
     for i, ch in enumerate(body):
         if ch == "\n":
             j = i + 1
@@ -70,8 +72,7 @@ def _neutralise(text: str, keep_own: bool) -> str:
                 j += 1
             if ROLE_MARKER.match(body, j):
                 chars[i] = " "
-    body = "".join(chars)
-    return text[:start] + ROLE_MARKER.sub(_defang, body)
+    return text[:start] + "".join(chars)
 
 
 def sanitise(text: str, roles: bool = True) -> str:
@@ -86,5 +87,4 @@ def sanitise(text: str, roles: bool = True) -> str:
 def neutralise_roles(text: str) -> str:
     """An agent's own words made safe to put inside another prompt: line breaks become ``" / "``
     and every role marker is defanged (no leading label is kept: the env adds the speaker)."""
-    flat = re.sub(r"\s*[\r\n]+\s*", " / ", text.strip())
-    return _neutralise(flat, keep_own=False)
+    return re.sub(r"\s*[\r\n]+\s*", " / ", _neutralise(text.strip().replace("\r", "\n"), keep_own=False))
