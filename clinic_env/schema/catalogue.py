@@ -156,8 +156,9 @@ class Diagnosis(BaseModel):
         return self
 
     def plausible_for(self, age: float, sex: str) -> bool:
-        """Whether the diagnosis is possible for a patient of this age and sex."""
-        if self.sex != "any" and self.sex != sex:
+        """Whether the diagnosis is possible for a patient of this age and sex (``U``, a sex the
+        source does not state, rules no diagnosis out)."""
+        if self.sex != "any" and sex != "U" and self.sex != sex:
             return False
         if self.age_min is not None and age < self.age_min:
             return False
@@ -239,8 +240,21 @@ def with_diagnoses(catalogue: Catalogue, codes: Iterable[str]) -> Catalogue:
     """``catalogue`` plus a :func:`vocabulary_diagnosis` entry for every code it lacks (the golds and
     differential codes of the loaded cases); the same catalogue object when it lacks none, so the
     action space of an env built on the shipped cases is unchanged."""
-    missing = sorted({c for c in codes if c not in catalogue.diagnoses})
+    missing = tuple(sorted({c for c in codes if c not in catalogue.diagnoses}))
     if not missing:
         return catalogue
+    # Envs built on the same catalogue and cases share one extended catalogue (and so one text
+    # matcher, one action table): building them again per env cost ~0.3 s each.
+    key = (id(catalogue), missing)
+    hit = _EXTENDED.get(key)
+    if hit is not None and hit[0] is catalogue:
+        return hit[1]
     diagnoses = {**catalogue.diagnoses, **{c: vocabulary_diagnosis(c) for c in missing}}
-    return Catalogue.build(catalogue.history, catalogue.tests, diagnoses, catalogue.presentations)
+    extended = Catalogue.build(catalogue.history, catalogue.tests, diagnoses, catalogue.presentations)
+    if len(_EXTENDED) >= 16:
+        _EXTENDED.pop(next(iter(_EXTENDED)))
+    _EXTENDED[key] = (catalogue, extended)
+    return extended
+
+
+_EXTENDED: dict[tuple[int, tuple[str, ...]], tuple[Catalogue, Catalogue]] = {}
