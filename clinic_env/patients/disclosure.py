@@ -17,7 +17,7 @@ import yaml
 from clinic_env.patients.encodings import tables
 from clinic_env.patients.normalise import STOPWORDS, fold
 
-__all__ = ["concepts", "synonym_groups"]
+__all__ = ["WEAK", "concepts", "synonym_groups"]
 
 _FILE = Path(__file__).resolve().parent.parent / "data" / "leak" / "paraphrase.yaml"
 _GENERIC = frozenset({
@@ -25,7 +25,18 @@ _GENERIC = frozenset({
     "thing", "things", "really", "quite", "well", "then", "now", "some", "much", "more", "most", "since",
     "still", "even", "over", "look", "looking", "through", "way", "lot", "everything", "anything",
     "something", "little", "always", "sometimes", "every", "each", "other", "same", "didn", "don", "doesn",
-    "think", "thought", "after", "went", "go", "going", "come", "came", "time", "times", "bit",
+    "think", "thought", "after", "went", "go", "going", "come", "came", "time", "times", "bit", "know",
+    "nothing", "nobody", "out", "all", "hard", "comes", "goes", "never", "take", "haven", "getting", "gett",
+    "when", "life", "say", "said", "tell", "told", "sure", "maybe", "probably", "exactly", "honest", "doctor", "but",
+})
+
+
+#: Concepts that most answers about an illness share (time words, "worse", "pain"): a paraphrase
+#: must share at least two others with a fact to count as telling it.
+WEAK = frozenset({
+    "day", "week", "month", "year", "hour", "ago", "start", "worse", "better", "pain", "today", "yesterday",
+    "morning", "night", "evening", "right", "left", "sudden", "gradual", "twice", "three", "last", "half",
+    *(str(n) for n in range(11)),
 })
 
 
@@ -38,7 +49,7 @@ def _load() -> tuple[dict[str, str], tuple[tuple[re.Pattern[str], str], ...]]:
         head = _stem(fold(str(group[0])))
         for entry in group:
             form = fold(str(entry))
-            if " " in form:
+            if " " in form or "-" in form:
                 phrases.append((re.compile(rf"\b{re.escape(form)}\b"), f" {head} "))
             else:
                 words.setdefault(_stem(form), head)
@@ -81,8 +92,10 @@ def concepts(text: str) -> frozenset[str]:
         if word in numbers and numbers[word].strip("_").isdigit() and word not in ("oh", "point", "dot"):
             out.add(numbers[word].replace("_", "0"))
             continue
-        if word in STOPWORDS or word in _GENERIC or len(word) < 3:
-            continue
         stem = _stem(word)
-        out.add(groups.get(stem, groups.get(word, stem)))
+        head = groups.get(stem) or groups.get(word)
+        if head is not None:
+            out.add(head)
+        elif word not in STOPWORDS and word not in _GENERIC and len(word) >= 3:
+            out.add(stem)
     return frozenset(out)

@@ -32,7 +32,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from clinic_env.patients.disclosure import concepts
+from clinic_env.patients.disclosure import WEAK, concepts
 from clinic_env.patients.encodings import decoded_payloads, spoken_codes
 from clinic_env.patients.normalise import STOPWORDS, TextViews, content_tokens, views, word_set
 from clinic_env.patients.terms import (
@@ -237,7 +237,8 @@ class LeakGuard:
         """Share of a fact's concepts a sentence repeats (3 at least, or all of a short fact's)."""
         best = 0.0
         for fact in self.fact_concepts[hid]:
-            common = len(said & fact)
+            shared = said & fact
+            common = len(shared) if len(shared - WEAK) >= 2 else min(len(shared), 2)
             if common >= 3 or (common >= 2 and len(fact) <= 3):
                 share = common / max(len(fact), 1)
                 # Four shared concepts tell the fact whatever its length, three most of a short one.

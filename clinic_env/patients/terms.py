@@ -61,7 +61,11 @@ GENERIC_WORDS = word_set(
     lesion mass growth benign malignant neoplasm entire general generalized generalised localized localised
     condition problem problems adult child childhood infant neonatal pregnancy pregnant puerperium childbirth
     small large minor major early late high low loss deficiency excessive frequent regular irregular
-    trait attack attacks cold flu virus viral bacterial common usual typical"""
+    trait attack attacks cold flu virus viral bacterial common usual typical after before during following
+    within between adverse angle block closure cancer chemotherapy category coding subdivided complication
+    derivative diffuse female male giant grave identified injury manifestation mental behavioural psychotic
+    negative positive spontaneous status still symptom symptoms seasonal shock crisis transient urine tension
+    headache anxiety panic character use state"""
 )
 
 _CODE = re.compile(r"(?<![a-z0-9])([a-z])\s*[-.]?\s*(\d)\s*-?\s*(\d)(?:\s*[.,·-]\s*(\d{1,2})|(\d))?(?![0-9])")
