@@ -93,9 +93,9 @@ def concepts(text: str) -> frozenset[str]:
             out.add(numbers[word].replace("_", "0"))
             continue
         stem = _stem(word)
-        head = groups.get(stem) or groups.get(word)
-        if head is not None:
-            out.add(head)
+        group = groups.get(stem) or groups.get(word)
+        if group is not None:
+            out.add(group)
         elif word not in STOPWORDS and word not in _GENERIC and len(word) >= 3:
             out.add(stem)
     return frozenset(out)
