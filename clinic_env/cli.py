@@ -184,7 +184,7 @@ def run(
             typer.echo("error: --resume covers structured doctors only; start open-mode runs afresh", err=True)
             raise typer.Exit(2)
         out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        cli_open.run_open(cases, split, case_format, doctor or ["open-scripted"], roles=open_roles, protocol=protocol,
+        cli_open.run_open(cases, split, case_format, doctor or list(cli_open.OPEN_DOCTORS), roles=open_roles, protocol=protocol,
                           max_doctor_turns=max_doctor_turns, doctor_bias=doctor_bias, patient_bias=patient_bias,
                           api_base=api_base, role_api_base=role_bases, out=out, episodes_per_case=episodes_per_case,
                           seed=seed, concurrency=concurrency, timeout=timeout, persona=persona,

@@ -37,7 +37,7 @@ __all__ = ["CASE_FORMATS", "detect_format", "given_flags", "load_run_cases", "re
 
 #: What ``run --format`` takes: ``auto`` (detected), ``clinic`` (clinic-env case files) or an importer's format.
 CASE_FORMATS = ("auto", "clinic", "agentclinic", "mediq", "craftmd")
-OPEN_DOCTORS = ("open-scripted",)
+OPEN_DOCTORS = ("open-random", "open-oracle")
 FORMAT = "clinic_env.open/1"
 
 # Options of ``run`` that only open mode reads (declared here, so cli.py stays a list of names).

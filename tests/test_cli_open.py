@@ -124,7 +124,7 @@ def test_role_specific_api_bases(tmp_path: Path) -> None:
     out = tmp_path / "split"
     with OpenAITestServer(make_open_script()) as doc, OpenAITestServer(make_open_script()) as rest:
         done = _cli("run", "--mode", "open", "--cases", str(OSCE), "--format", "agentclinic", "--doctor", MODEL,
-                    "--doctor", "open-scripted", "--patient", MODEL, "--measurement", MODEL,
+                    "--doctor", "open-oracle", "--patient", MODEL, "--measurement", MODEL,
                     "--doctor-api-base", doc.base_url, "--api-base", rest.base_url, "--out", str(out), "--timeout", "20")
         doctor_roles = {_role(r) for r in doc.requests}
         other_roles = {_role(r) for r in rest.requests}
@@ -133,7 +133,7 @@ def test_role_specific_api_bases(tmp_path: Path) -> None:
     summary, _ = _read(out)
     assert summary["api_base"] == {"default": rest.base_url, "doctor": doc.base_url}
     assert summary["roles"]["moderator"] == "icd10" and summary["roles"]["examiner"] == "rubric"
-    assert summary["doctors"] == [MODEL, "open-scripted"]
+    assert summary["doctors"] == [MODEL, "open-oracle"]
     for doctor in summary["doctors"]:  # one accuracy row per doctor, each over the five cases
         _check_accuracy(summary["diagnostic_accuracy"][doctor], 5)
 
@@ -145,9 +145,13 @@ def test_scripted_open_run_over_cases_imported_first(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "imported" not in done.stderr  # a clinic-env case file: read as it is, not imported again
     summary, records = _read(tmp_path / "s")
-    assert summary["doctors"] == ["open-scripted"] and len(records) == 5
-    _check_accuracy(summary["diagnostic_accuracy"]["open-scripted"], 5)
-    assert summary["usage"]["open-scripted"]["calls_per_episode"] == 0  # no LLM anywhere
+    # With no --doctor, the two scripted bounds play: chance level and the oracle.
+    assert summary["doctors"] == ["open-random", "open-oracle"] and len(records) == 10
+    for name in ("open-random", "open-oracle"):
+        _check_accuracy(summary["diagnostic_accuracy"][name], 5)
+        assert summary["usage"][name]["calls_per_episode"] == 0  # no LLM anywhere
+    accuracy = summary["diagnostic_accuracy"]
+    assert accuracy["open-oracle"]["rate"] > accuracy["open-random"]["rate"]
 
 
 def test_sigterm_keeps_finished_episodes(tmp_path: Path) -> None:
@@ -233,14 +237,14 @@ def test_detect_format_never_raises(tmp_path: Path, data: bytes, suffix: str) ->
 
 
 def test_protocol_resolution() -> None:
-    preset = resolve("agentclinic", ["open-scripted", MODEL], {"patient": "case"})
+    preset = resolve("agentclinic", ["open-oracle", MODEL], {"patient": "case"})
     assert preset.roles == {"patient": "case", "examiner": MODEL, "measurement": MODEL, "moderator": MODEL}
     assert preset.max_doctor_turns == 20 and preset.prompt_style == "agentclinic"
     assert resolve("agentclinic", [MODEL], {}, max_doctor_turns=7, doctor_bias="recency").max_doctor_turns == 7
-    plain = resolve(None, ["open-scripted"], {})
+    plain = resolve(None, ["open-oracle"], {})
     assert plain.roles == {"patient": "case", "examiner": "rubric", "measurement": "case", "moderator": "icd10"}
     with pytest.raises(ProtocolError, match="llm:MODEL"):
-        resolve("agentclinic", ["open-scripted"], {})
+        resolve("agentclinic", ["open-oracle"], {})
     with pytest.raises(ProtocolError, match="known: agentclinic, clinic"):
         resolve("medqa", [MODEL], {})
 

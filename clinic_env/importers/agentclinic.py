@@ -7,8 +7,9 @@ Fields read: ``Objective_for_Doctor``; ``Patient_Actor`` (``Demographics``, ``Hi
 ``Correct_Diagnosis``. Free-text sentences become history facts in the patient's own voice where
 they map onto the catalogue, examination sections and test names map onto test ids, the diagnosis
 maps onto an ICD-10 code; everything else is kept as free text in the case's ``source`` and
-counted in the :class:`~clinic_env.importers.build.ImportReport`. A record whose diagnosis cannot
-be mapped is skipped and reported.
+counted in the :class:`~clinic_env.importers.build.ImportReport`. A diagnosis the mapper refuses
+stays free text (``gold_status: unmapped``: open mode only) and a sex the source never states is
+``U``; both are listed in the report.
 """
 
 from __future__ import annotations
@@ -117,14 +118,10 @@ def _osce_case(n: int, osce: dict[str, Any], raw: str, mapper: CatalogueMapper, 
     if age is None:
         report.skip(n, "OSCE_Examination.Patient_Actor.Demographics", f"{actor.get('Demographics')!r}: no age")
         return None
-    if sex is None:
-        report.skip(n, "OSCE_Examination.Patient_Actor.Demographics",
-                    f"{actor.get('Demographics')!r}: sex not stated in the source (not guessed)")
-        return None
-    found = gold_for(mapper, dx_text, report, n, "OSCE_Examination.Correct_Diagnosis", age_band(age))
-    if found is None:
-        return None
-    gold, cat = found
+    if sex is None:  # kept as "not stated", never guessed
+        sex = "U"
+        report.sex_not_stated.append(f"line {n}: {actor.get('Demographics')!r}")
+    gold, cat = gold_for(mapper, dx_text, report, n, "OSCE_Examination.Correct_Diagnosis", age_band(age))
     symptoms = actor.get("Symptoms") or {}
     primary = str(symptoms.get("Primary_Symptom") or "").strip() if isinstance(symptoms, dict) else ""
     objective = str(osce.get("Objective_for_Doctor", ""))

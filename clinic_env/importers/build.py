@@ -22,6 +22,7 @@ __all__ = ["CaseDraft", "ImportReport", "age_band", "catalogue_for", "gold_for",
 _AGE = re.compile(r"(\d+(?:\.\d+)?)[\s-]*(year|yr|y/o|yo|month|mo|week|wk|day)s?[\s-]*(?:old)?", re.IGNORECASE)
 #: The patient's own sex nouns (the first one in a demographics text describes the patient).
 _SEX_NOUN = re.compile(r"\b(?:(female|woman|girl|lady|f)|(male|man|boy|gentleman|m))\b", re.IGNORECASE)
+_GESTATION = re.compile(r"[\s'’]*(?:of\s+)?gestation", re.IGNORECASE)
 _PRONOUN = re.compile(r"\b(?:(she|her|hers|herself)|(he|him|his|himself))\b", re.IGNORECASE)
 #: Sentences about relatives or partners say nothing of the patient's sex ("the mother had diabetes").
 _KIN = re.compile(r"\b(?:mother|father|mom|mum|dad|parents?|wife|husband|sister|brother|daughter|son|partners?|"
@@ -58,7 +59,9 @@ def specialty_for(code: str) -> str:
 def parse_demographics(text: str) -> tuple[float | None, str | None]:
     """Age in years and sex from text such as ``"A 6-month-old boy"`` or ``"45 y/o M"``."""
     age = None
-    m = _AGE.search(text)
+    # "born at 33 weeks of gestation", "31 weeks' gestation": the pregnancy's length, not the age.
+    m = next((a for a in _AGE.finditer(text) if not _GESTATION.match(text, a.end())
+              and not re.search(r"\bborn (?:at|after)\s*$", text[:a.start()], re.IGNORECASE)), None)
     if m:
         value, unit = float(m.group(1)), m.group(2).lower()
         age = value if unit.startswith("y") else value / 12 if unit.startswith("mo") else \
@@ -107,6 +110,10 @@ class ImportReport:
         **{f"{k}_{v}": 0 for k in _FIELDS for v in ("mapped", "case_specific", "unmapped")},
         "diagnoses_vocabulary": 0, "openings_rewritten": 0, "not_diagnosis_questions": 0})
     unmapped: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in _FIELDS})
+    #: Imported cases whose gold has no code (kept as free text, open mode only), with line and text.
+    unmapped_golds: list[str] = field(default_factory=list)
+    #: Imported cases whose source does not state the patient's sex (kept as ``U``, never guessed).
+    sex_not_stated: list[str] = field(default_factory=list)
 
     def add(self, kind: str, mapped: bool | str, item: str = "") -> None:
         """Count one item of ``kind``: ``mapped`` True, False (unmapped) or a status name
@@ -123,7 +130,8 @@ class ImportReport:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"format": self.source_format, "records": self.records, "imported": self.imported,
-                "skipped": self.skipped, "counts": self.counts, "unmapped": self.unmapped}
+                "skipped": self.skipped, "counts": self.counts, "unmapped": self.unmapped,
+                "unmapped_golds": self.unmapped_golds, "sex_not_stated": self.sex_not_stated}
 
     def summary(self) -> str:
         """A few lines for the terminal."""
@@ -136,6 +144,8 @@ class ImportReport:
             extra = f"   other ICD-10 codes {c['diagnoses_vocabulary']:>4}" if kind == "diagnoses" else ""
             lines.append(f"  {kind:<10} mapped {c[f'{kind}_mapped']:>4}   case-specific {c[f'{kind}_case_specific']:>4}"
                          f"   unmapped {c[f'{kind}_unmapped']:>4}{extra}")
+        lines += [f"  diagnosis unmapped (gold kept as free text, open mode only): {u}" for u in self.unmapped_golds]
+        lines += [f"  sex not stated in the source (imported as U, not guessed): {s}" for s in self.sex_not_stated]
         if c["openings_rewritten"]:
             lines.append(f"  opening statements rewritten (named the diagnosis): {c['openings_rewritten']}")
         lines += [f"  skipped: {s}" for s in self.skipped]
@@ -172,23 +182,25 @@ def map_gold(mapper: CatalogueMapper, text: str, context: str = "") -> tuple[str
 
 
 def gold_for(mapper: CatalogueMapper, text: str, report: ImportReport, line: int,
-             field_name: str, context: str = "") -> tuple[str, Catalogue] | None:
+             field_name: str, context: str = "") -> tuple[str, Catalogue]:
     """Map a record's diagnosis text, count it, and return its code with the catalogue that holds
-    it (the WHO vocabulary's entry added when the curated catalogue lacks it); None, with the record
-    reported as skipped, when no code fits. ``context`` (the patient's :func:`age_band`) resolves
-    names that mean different entities by age (respiratory distress syndrome: P22.0 or J80)."""
+    it (the WHO vocabulary's entry added when the curated catalogue lacks it). When no code fits,
+    the code is ``""``: the case keeps the source's words as its gold (``gold_status: unmapped``,
+    open mode only) and the report lists it with its line. ``context`` (the patient's
+    :func:`age_band`) resolves names that mean different entities by age (respiratory distress
+    syndrome: P22.0 or J80)."""
     gold, status = map_gold(mapper, text, context)
     report.add("diagnoses", status, text)
     if gold is None:
-        report.skip(line, field_name, f"diagnosis {text!r} has no ICD-10 code")
-        return None
+        report.unmapped_golds.append(f"line {line}: {field_name}: {text!r}")
+        return "", mapper.cat
     return gold, with_diagnoses(mapper.cat, [gold])
 
 
 def catalogue_for(cases: list[Case], base: Catalogue) -> Catalogue:
     """``base`` plus the gold and differential codes of imported ``cases`` that lie outside it (the
     structured env's diagnosis actions for these cases: the curated catalogue and the loaded golds)."""
-    return with_diagnoses(base, [c for case in cases for c in (case.gold_diagnosis, *(d.code for d in case.differential))])
+    return with_diagnoses(base, [c for case in cases for c in (case.gold_diagnosis, *(d.code for d in case.differential)) if c])
 
 
 def unique(case: Case, seen: set[str]) -> Case:
@@ -206,8 +218,8 @@ class CaseDraft:
 
     id: str
     age: float
-    sex: str
-    gold: str
+    sex: str  # M, F or U (not stated in the source)
+    gold: str  # "" when the mapper refused: the case keeps gold_text (gold_status unmapped)
     chief: str
     primary: str
     setting: str = "emergency department"
@@ -290,7 +302,7 @@ class CaseDraft:
         listed = list(exam) + list(tests)
         essential = (abnormal or [t for t in listed if t != "exam.vitals"] or listed)[:4]
         optional = [t for t in listed if t not in essential][:6]
-        diff_codes = [self.gold] + [c for c in self.options if c != self.gold]
+        diff_codes = ([self.gold] if self.gold else []) + [c for c in self.options if c != self.gold]
         pres = cat.presentations.get(presenting)
         diff_codes += [c for c in (pres.differential if pres else ()) if c not in diff_codes]
         # Top up with diagnoses that commonly present with this complaint (catalogue likelihoods).
@@ -304,28 +316,32 @@ class CaseDraft:
                 diff.append({"code": code, "must_not_miss": dx.must_not_miss})
             if len(diff) >= 6:
                 break
-        label = cat.diagnoses[self.gold].label
+        # An unmapped gold (no code): the source's words name the case; no rubric item checks a code.
+        label = cat.diagnoses[self.gold].label if self.gold else self.gold_text
         rubric = [{"criterion": f"Final diagnosis is {label}", "points": 6, "tags": ["axis:accuracy", "segment:diagnosis"],
                    "check": {"final_dx_in": [self.gold]}},
                   {"criterion": f"Includes {label} in the differential", "points": 3,
-                   "tags": ["axis:accuracy", "segment:differential"], "check": {"differential_includes": self.gold}}]
+                   "tags": ["axis:accuracy", "segment:differential"], "check": {"differential_includes": self.gold}}
+                  ] if self.gold else []
         rubric += [{"criterion": f"Orders {cat.tests[t].label}", "points": 4, "tags": ["axis:accuracy", "segment:tests"],
                     "check": {"ordered": t}} for t in essential[:2]]
         opening = f"I've come in because of {own_pronouns(self.primary.strip().rstrip('.'))[:1].lower()}" \
                   f"{own_pronouns(self.primary.strip().rstrip('.'))[1:]}."
-        draft = {"id": self.id, "title": f"{label} ({'imported'})", "specialty": specialty_for(self.gold),
+        draft = {"id": self.id, "title": f"{label} ({'imported'})", "specialty": specialty_for(self.gold) if self.gold
+                 else "paediatrics" if self.age < 16 else "general_medicine",
                  "setting": self.setting, "difficulty": 2, "demographics": {"age": self.age, "sex": self.sex},
                  "informant": "parent" if self.age < 12 else "patient", "presenting_complaint": presenting,
                  "chief_complaint": self.chief or self.primary, "opening_statement": opening,
                  "history": self.history, "exam": exam, "tests": tests, "essential_tests": essential,
                  "optional_tests": optional, "budget_usd": budget([*essential, *optional], cat) if listed else 100.0,
-                 "gold_diagnosis": self.gold, "differential": diff, "rubric": rubric,
+                 "gold_diagnosis": self.gold, "gold_status": "coded" if self.gold else "unmapped",
+                 "differential": diff, "rubric": rubric,
                  "source": self.source + (" Free-text facts not mapped to the catalogue (kept here for LLM patients): "
                                           + " | ".join(self.free_text) if self.free_text else ""),
                  "extra_items": self.extra, "unlisted": "not_available", "source_text": self.source_text or None,
                  "image_url": self.image_url, "gold_text": self.gold_text or None}
         case = parse_model(Case, draft, source)
-        guard = LeakGuard(case, cat)
+        guard = LeakGuard(case, cat, () if case.coded else [self.gold_text])
         if guard.leaks(case.opening_statement) or guard.leaks(case.chief_complaint):
             report.counts["openings_rewritten"] += 1
             case = case.model_copy(update={"opening_statement": "I haven't been feeling right and I'd like you to have a look at me.",

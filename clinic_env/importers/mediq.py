@@ -21,6 +21,7 @@ from clinic_env.importers.build import (
     gold_for,
     map_gold,
     parse_demographics,
+    parse_sex,
     unique,
 )
 from clinic_env.importers.mapping import CatalogueMapper, split_sentences
@@ -169,13 +170,15 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
         report.skip(n, "facts", "no facts or context")
         return None
     age, sex = _demographics(record, facts[0])
-    if age is None or sex is None:
-        report.skip(n, "facts[0]", f"demographics not found in {facts[0][:60]!r}")
+    if age is None:
+        report.skip(n, "facts[0]", f"age not found in {facts[0][:60]!r}")
         return None
-    found = gold_for(mapper, answer, report, n, "answer", age_band(age))
-    if found is None:
-        return None
-    gold, cat = found
+    if sex is None:  # the facts' own words about the patient, else "not stated" (never guessed)
+        sex = parse_sex(" ".join(facts), narrative=True)
+    if sex is None:
+        sex = "U"
+        report.sex_not_stated.append(f"line {n}: {facts[0][:60]!r}")
+    gold, cat = gold_for(mapper, answer, report, n, "answer", age_band(age))
     others = []
     for text in texts:
         if text != answer:

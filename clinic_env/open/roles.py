@@ -12,9 +12,13 @@
   phrases), or a finding whose own words contain every word of the request. A catalogue item gets
   the case's result, else the knowledge-base consistent result (the engine's unlisted-result path)
   or "not available" for imported cases; a name that matches nothing is "not available".
-- :class:`OpenScriptedDoctor` (``doctor="open-scripted"``): an oracle doctor for tests and demos.
-  It reads the case being played (it is not a fair baseline): asks the catalogue question of each
+- Two scripted doctors that bound what a real doctor should score (:data:`SCRIPTED_DOCTORS`):
+  :class:`OpenOracleDoctor` (``doctor="open-oracle"``) reads the case being played (an upper bound
+  and a pipeline check, never a baseline to compare against): asks the catalogue question of each
   case fact in words, requests the essential tests by name, and names the gold in words.
+  :class:`OpenRandomDoctor` (``doctor="open-random"``) reads nothing of the case: it asks a few
+  random catalogue questions, requests a few random tests by name and names a random catalogue
+  diagnosis (the chance level; seeded per episode).
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from clinic_env.schema.case import NOT_AVAILABLE, Case, Finding
 from clinic_env.schema.catalogue import Catalogue
 from clinic_env.text.match import CatalogueMatcher, tokens
 from clinic_env.text.sense import match_question, read
 
-__all__ = ["CasePatient", "OpenScriptedDoctor", "TestResult", "asked_items", "case_result", "resolve_test",
+__all__ = ["SCRIPTED_DOCTORS", "CasePatient", "OpenOracleDoctor", "OpenRandomDoctor", "TestResult", "asked_items", "case_result", "resolve_test",
            "whole_exam"]
 
 REPHRASE = "Sorry, doctor, I'm not sure what you mean. Could you ask me that another way?"
@@ -126,8 +132,8 @@ def case_result(case: Case, catalogue: Catalogue, matcher: CatalogueMatcher, nam
     return TestResult(item, label, unlisted_result(case, item, catalogue), False)
 
 
-class OpenScriptedDoctor:
-    """The oracle doctor ``open-scripted`` (see the module docstring).
+class OpenOracleDoctor:
+    """The oracle doctor ``open-oracle`` (see the module docstring).
 
     Args:
         env: The open env it plays in (read at ``reset`` for the case being played).
@@ -178,3 +184,59 @@ class OpenScriptedDoctor:
     async def aact(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
         """As :meth:`act`."""
         return self.act(observation, agent)
+
+
+class OpenRandomDoctor:
+    """The chance-level doctor ``open-random`` (see the module docstring).
+
+    Args:
+        env: The open env it plays in (only its catalogue and turn budget are read).
+        seed: Default seed; :meth:`reset` with the episode's seed makes each episode reproducible.
+    """
+
+    def __init__(self, env: Any, seed: int = 0) -> None:
+        self.env = env
+        self.rng = np.random.default_rng(seed)
+        self.plan: list[str] = []
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget the plan and reseed (the plan is drawn at the first turn of an episode)."""
+        self.plan = []
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+
+    def _make_plan(self) -> list[str]:
+        env = self.env.unwrapped if hasattr(self.env, "unwrapped") else self.env
+        cat: Catalogue = env.catalogue
+        budget = max(1, int(env.max_doctor_turns) - 1)
+        questions = [cat.history[h].question for h in cat.history_ids]
+        tests = [f"REQUEST TEST: {cat.tests[t].label}" for t in cat.test_ids]
+        n_questions = int(self.rng.integers(2, 9))
+        n_tests = int(self.rng.integers(0, 4))
+        n_questions = min(n_questions, budget)
+        n_tests = min(n_tests, max(0, budget - n_questions))
+        picked_q = [questions[int(i)] for i in self.rng.choice(len(questions), n_questions, replace=False)]
+        picked_t = [tests[int(i)] for i in self.rng.choice(len(tests), n_tests, replace=False)] if n_tests else []
+        code = cat.diagnosis_codes[int(self.rng.integers(len(cat.diagnosis_codes)))]
+        return [*picked_q, *picked_t, f"DIAGNOSIS READY: {cat.diagnoses[code].label}"]
+
+    def act(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
+        """The next line of the plan (the diagnosis when the env says it is the last turn)."""
+        if observation is None:
+            return None
+        if not self.plan:
+            self.plan = self._make_plan()
+        last = observation.get("messages", ())[-1:] if isinstance(observation, dict) else ()
+        text = str(last[0].get("content", "")) if last else ""
+        if "last turn" in text and len(self.plan) > 1:
+            self.plan = self.plan[-1:]
+        return self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
+
+    async def aact(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
+        """As :meth:`act`."""
+        return self.act(observation, agent)
+
+
+#: The scripted doctors by name: the upper and the lower bound of open mode.
+SCRIPTED_DOCTORS: dict[str, type[OpenOracleDoctor] | type[OpenRandomDoctor]] = {
+    "open-random": OpenRandomDoctor, "open-oracle": OpenOracleDoctor}

@@ -7,7 +7,8 @@ Each role is given as a spec:
   (model, server) so that its concurrency bound holds across the batch. ``api_base`` is one URL for
   every role or a dict by role (``doctor``, ``patient``, ``examiner``, ``measurement``,
   ``moderator``; missing roles use ``"default"``);
-- a scripted name: doctor ``"open-scripted"`` (:class:`~clinic_env.open.roles.OpenScriptedDoctor`),
+- a scripted name: doctor ``"open-random"`` (chance level) or ``"open-oracle"`` (reads the case: an
+  upper bound; :data:`~clinic_env.open.roles.SCRIPTED_DOCTORS`),
   patient ``"case"``, measurement ``"case"``, moderator ``"icd10"``, examiner ``"rubric"`` (played
   inside the env, see :mod:`clinic_env.envs.open`);
 - an object with ``aact(observation, agent)`` or ``act(observation, agent)`` returning text.
@@ -31,7 +32,7 @@ from typing import Any
 from clinic_env.envs.open import OPEN_ENV_VERSION, OpenConsultationEnv
 from clinic_env.llm.client import ChatClient, LLMCallError, Usage, track_usage
 from clinic_env.llm.policy import LLMPolicy, sampling_offset
-from clinic_env.open.roles import OpenScriptedDoctor
+from clinic_env.open.roles import SCRIPTED_DOCTORS
 from clinic_env.records import EpisodeRecord
 from clinic_env.rollout import episode_seed
 from clinic_env.rollout_async import RolloutBatch, _shared_kwargs
@@ -44,7 +45,7 @@ __all__ = ["OPEN_ROLES", "SCRIPTED", "arun_open", "role_for"]
 #: through the env's ``examiner`` agent).
 OPEN_ROLES = ("doctor", "patient", "measurement", "moderator", "examiner")
 #: The scripted name of each role.
-SCRIPTED = {"doctor": "open-scripted", "patient": "case", "measurement": "case", "moderator": "icd10",
+SCRIPTED = {"doctor": "open-random", "patient": "case", "measurement": "case", "moderator": "icd10",
             "examiner": "rubric"}
 _TASK_ROLE = {"consult": "doctor", "answer": "patient", "measurement": "measurement", "moderator": "moderator",
               "coverage": "examiner", "grade": "examiner"}
@@ -68,6 +69,8 @@ def _is_llm(spec: Any) -> bool:
 
 
 def _check(role: str, spec: Any) -> None:
+    if role == "doctor" and isinstance(spec, str) and spec in SCRIPTED_DOCTORS:
+        return
     if isinstance(spec, str) and not _is_llm(spec) and spec != SCRIPTED[role]:
         raise ValueError(f"{role}={spec!r}: give 'llm:MODEL', 'vllm:NAME', {SCRIPTED[role]!r} or a policy object")
 
@@ -106,8 +109,8 @@ class _Roles:
         for role, spec in self.specs.items():
             if role in self.shared:
                 out[role] = self.shared[role]
-            elif role == "doctor" and spec == SCRIPTED["doctor"]:
-                out[role] = OpenScriptedDoctor(env)
+            elif role == "doctor" and isinstance(spec, str) and spec in SCRIPTED_DOCTORS:
+                out[role] = SCRIPTED_DOCTORS[spec](env)
             elif not isinstance(spec, str):
                 out[role] = spec
         return out

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from clinic_env.schema.icd10 import CODE_RE
 from clinic_env.schema.rubric import RubricItem
 
-__all__ = ["NOT_AVAILABLE", "SPECIALTIES", "Case", "Demographics", "DifferentialEntry", "Fact", "Finding", "SourceItem"]
+__all__ = ["NOT_AVAILABLE", "SPECIALTIES", "Case", "Demographics", "DifferentialEntry", "Fact", "Finding", "Sex", "SourceItem"]
 
 SPECIALTIES = (
     "cardiology", "pulmonology", "neurology", "infectious_disease", "endocrinology",
@@ -111,13 +111,32 @@ class DifferentialEntry(BaseModel):
     _check_code = field_validator("code")(classmethod(lambda cls, v: _code(v)))
 
 
+#: The sexes a case can give: ``U`` is "not stated in the source" (an imported newborn whose record
+#: never says), never a guess; bundled and generated cases are always ``M`` or ``F``.
+Sex = Literal["M", "F", "U"]
+
+
 class Demographics(BaseModel):
-    """Age in years (fractions for infants) and sex."""
+    """Age in years (fractions for infants) and sex (``U``: not stated in the source)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     age: float = Field(ge=0, le=120)
-    sex: Literal["M", "F"]
+    sex: Sex
+
+    @property
+    def sex_stated(self) -> bool:
+        """Whether the source states the patient's sex."""
+        return self.sex != "U"
+
+    def noun(self, child_below: float = 16) -> str:
+        """``man``/``woman`` (``boy``/``girl`` below ``child_below`` years); with the sex not
+        stated, ``baby`` (under 1), ``child`` or ``adult``: never a guessed sex."""
+        if self.sex == "U":
+            return "baby" if self.age < 1 else "child" if self.age < child_below else "adult"
+        if self.age < child_below:
+            return "boy" if self.sex == "M" else "girl"
+        return "man" if self.sex == "M" else "woman"
 
 
 class Case(BaseModel):
@@ -145,13 +164,19 @@ class Case(BaseModel):
         default_factory=dict, description="Test id -> why it is unsafe for this patient (unsafe-action violations)."
     )
     budget_usd: float = Field(gt=0)
-    gold_diagnosis: str
+    gold_diagnosis: str = Field(
+        default="", description="The gold's ICD-10 code; empty only when gold_status is 'unmapped'.")
+    gold_status: Literal["coded", "unmapped"] = Field(
+        default="coded", description="'unmapped': the source's diagnosis (gold_text) has no code a coder would "
+                                     "accept from its words; such a case runs only in open mode (LLM moderator).")
     confirmatory: tuple[tuple[str, ...], ...] = Field(
         default=(),
         description="The evidence that confirms the gold diagnosis: alternatives, each a list of item ids "
                     "(tests, exam items or history items) that together confirm it; any one alternative "
                     "confirms. Empty: the abnormal essential tests, each alone (see confirmatory_evidence).")
-    differential: tuple[DifferentialEntry, ...] = Field(min_length=1)
+    differential: tuple[DifferentialEntry, ...] = Field(
+        default=(), description="At least one entry, the gold among them (an unmapped gold: codes of other "
+                                "diagnoses to consider, possibly none).")
     rubric: tuple[RubricItem, ...] = ()
     source: str = Field(min_length=3)
     extra_items: dict[str, SourceItem] = Field(
@@ -163,12 +188,19 @@ class Case(BaseModel):
     image_url: str | None = Field(default=None, description="An image that belongs to the case (multimodal open mode).")
     gold_text: str | None = Field(default=None, description="The source's own words for the diagnosis.")
 
-    _check_gold = field_validator("gold_diagnosis")(classmethod(lambda cls, v: _code(v)))
+    _check_gold = field_validator("gold_diagnosis")(classmethod(lambda cls, v: _code(v) if v else v))
 
     @model_validator(mode="after")
     def _consistent(self) -> Case:
         codes = [d.code for d in self.differential]
-        if self.gold_diagnosis not in codes:
+        if self.gold_status == "unmapped":
+            if self.gold_diagnosis:
+                raise ValueError("gold_status 'unmapped' takes no gold_diagnosis code (leave it out)")
+            if not (self.gold_text or "").strip():
+                raise ValueError("gold_status 'unmapped' needs gold_text (the source's words for the diagnosis)")
+        elif not self.gold_diagnosis:
+            raise ValueError("gold_diagnosis: an ICD-10 code is required (or gold_status: unmapped with gold_text)")
+        elif self.gold_diagnosis not in codes:
             raise ValueError(f"gold_diagnosis {self.gold_diagnosis} must be in the differential")
         if len(set(codes)) != len(codes):
             raise ValueError("the differential lists a code twice")
@@ -190,6 +222,12 @@ class Case(BaseModel):
         if overlap:
             raise ValueError(f"ids in both exam and tests: {sorted(overlap)}")
         return self
+
+    @property
+    def coded(self) -> bool:
+        """Whether the gold has an ICD-10 code (structured and text modes need one; see
+        :func:`clinic_env.envs.setup.resolve_setup`)."""
+        return self.gold_status == "coded"
 
     @property
     def must_not_miss(self) -> tuple[str, ...]:

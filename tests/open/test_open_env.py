@@ -13,7 +13,7 @@ import clinic_env
 from clinic_env.envs.open import OpenConsultationEnv
 from clinic_env.importers import import_cases
 from clinic_env.open.prompts import GoldFilter, anchor_for, patient_knowledge, patient_system
-from clinic_env.open.roles import OpenScriptedDoctor
+from clinic_env.open.roles import OpenOracleDoctor
 from clinic_env.patients.leak_guard import FALLBACK_FACT
 from clinic_env.patients.terms import load_synonyms
 
@@ -54,7 +54,7 @@ def test_api_test_every_role_played_by_agents() -> None:
 def test_scripted_episode_on_bundled_case() -> None:
     env = clinic_env.env(mode="open", case=STEMI)
     env.reset(seed=0)
-    fields = play(env, OpenScriptedDoctor(env))
+    fields = play(env, OpenOracleDoctor(env))
     assert fields["end_reason"] == "diagnosis"
     assert fields["diagnosis_correct"] is True
     assert fields["verdict"]["method"] == "icd10"
@@ -67,7 +67,7 @@ def test_scripted_episode_on_bundled_case() -> None:
 def test_scripted_episode_on_imported_agentclinic_case() -> None:
     cases, _ = import_cases(FIXTURES / "agentclinic_osce.jsonl", "agentclinic")
     env = clinic_env.env(mode="open", cases=cases, protocol="agentclinic")
-    doctor = OpenScriptedDoctor(env)
+    doctor = OpenOracleDoctor(env)
     env.reset(seed=0, options={"case_id": cases[0].id})
     fields = play(env, doctor)
     assert fields["case_id"] == cases[0].id and fields["protocol"] == "agentclinic"
@@ -232,7 +232,7 @@ def test_same_seed_same_record() -> None:
     def run(seed: int) -> dict[str, Any]:
         env = clinic_env.env(mode="open", cases=[c for c in clinic_env.load_cases()[:5]])
         env.reset(seed=seed)
-        return play(env, OpenScriptedDoctor(env))
+        return play(env, OpenOracleDoctor(env))
 
     a, b = run(3), run(3)
     assert a == b

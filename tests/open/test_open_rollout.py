@@ -111,7 +111,7 @@ def test_per_role_servers_and_scripted_defaults(osce: list[Any]) -> None:
 
 def test_scripted_batch_is_deterministic_and_grouped(osce: list[Any]) -> None:
     def run() -> list[dict[str, Any]]:
-        batch = asyncio.run(arun_open(osce, "open-scripted", episodes_per_case=1, group_size=2, seed=7,
+        batch = asyncio.run(arun_open(osce, "open-oracle", episodes_per_case=1, group_size=2, seed=7,
                                       concurrency=3))
         return [{k: v for k, v in r.model_dump().items() if k not in ("wall_s", "usage")} for r in batch]
 
@@ -123,7 +123,7 @@ def test_scripted_batch_is_deterministic_and_grouped(osce: list[Any]) -> None:
 
 def test_bad_role_spec_is_a_clear_error(osce: list[Any]) -> None:
     with pytest.raises(ValueError, match="patient='oracle'"):
-        asyncio.run(arun_open(osce, "open-scripted", patient="oracle"))
+        asyncio.run(arun_open(osce, "open-oracle", patient="oracle"))
 
 
 def test_policy_objects_records_round_trip_and_broken_policies(osce: list[Any]) -> None:
@@ -138,7 +138,7 @@ def test_policy_objects_records_round_trip_and_broken_policies(osce: list[Any]) 
         async def aact(self, observation: dict[str, Any], agent: str) -> str:
             raise RuntimeError("policy bug")
 
-    batch = asyncio.run(arun_open(osce[:1], "open-scripted", patient=Patient(), doctor_name="oracle"))
+    batch = asyncio.run(arun_open(osce[:1], "open-oracle", patient=Patient(), doctor_name="oracle"))
     (rec,) = batch
     assert rec.doctor == "oracle" and rec.diagnosis_correct is True
     assert any(m["name"] == "patient" for m in rec.messages or [])
