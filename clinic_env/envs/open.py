@@ -52,7 +52,7 @@ import gymnasium
 import numpy as np
 from pettingzoo import AECEnv
 
-from clinic_env.core.text import CHARSET, sanitise
+from clinic_env.core.text import CHARSET, neutralise_roles, sanitise
 from clinic_env.envs.setup import check_render_mode, resolve_setup
 from clinic_env.open import prompts, views
 from clinic_env.open.biases import bias_text
@@ -268,7 +268,14 @@ class OpenConsultationEnv(JudgingMixin, AECEnv):  # type: ignore[misc]  # pettin
             return
         if self.case is None:
             raise RuntimeError("call reset() before step()")
-        text = sanitise(str(action if action is not None else ""))[: self.max_reply_chars].strip()
+        text = sanitise(str(action if action is not None else ""), roles=False)[: self.max_reply_chars]
+        if agent != "examiner" or self.task == "measurement":
+            # Words another agent will read: every imitated role line ("Patient: ...", "Examiner:
+            # [met]", chat-template tokens) is defanged, with no leading label kept.
+            text = neutralise_roles(text)
+        else:
+            text = sanitise(text)  # grader replies (verdicts, grades) keep their line structure
+        text = text.strip()
         self._cumulative_rewards[agent] = 0.0
         self.rewards = dict.fromkeys(self.agents, 0.0)
         if agent == "doctor":
