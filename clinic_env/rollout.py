@@ -144,6 +144,8 @@ def run_batch(
             AGENTS[2]: make_policy("rubric", env.info),
         }
         for ci, case in enumerate(cases):
+            if not case.coded:  # uncoded gold: open mode only (the env skipped it, with a warning)
+                continue
             for ep in range(episodes_per_case):
                 s = episode_seed(seed, ci, ep)
                 try:

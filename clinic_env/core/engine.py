@@ -230,7 +230,8 @@ class Consultation:
         self._done = np.zeros(n_t, bool)
         pub = np.zeros(lay.size, np.float32)
         pub[lay.AGE] = min(case.demographics.age / 100.0, 1.0)
-        pub[lay.SEX + (case.demographics.sex == "F")] = 1.0
+        if case.demographics.sex_stated:  # sex not stated in the source: both slots stay 0
+            pub[lay.SEX + (case.demographics.sex == "F")] = 1.0
         pub[lay.hx_yes + self._hx_index[case.presenting_complaint]] = 1.0
         self.pub: np.ndarray = pub
         self._case_present = np.zeros(n_h, np.float32)
@@ -243,7 +244,7 @@ class Consultation:
              persona.trust, persona.verbosity, _LITERACY[persona.literacy]], np.float32)
         self._enter_segment(HISTORY)
         demo = case.demographics
-        self.transcript.add("all", f"[{case.setting}] {demo.age:g}-year-old {'man' if demo.sex == 'M' else 'woman'}"
+        self.transcript.add("all", f"[{case.setting}] {demo.age:g}-year-old {demo.noun(0)}"
                             if demo.age >= 16 else f"[{case.setting}] child aged {demo.age:g} years, with a {case.informant}")
         self.transcript.add("all", f"Patient: {sanitise(case.opening_statement)}")
         self.begin_cycle()

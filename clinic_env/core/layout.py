@@ -4,9 +4,9 @@ Sections, in order (N_h history items, N_t tests, N_d diagnoses; every value in 
 
 - common (15): ``SEGMENT`` one-hot (4: history, differential, tests, diagnosis), ``ROLE`` one-hot
   (3: doctor, patient, examiner), ``PROGRESS`` cycle / max_cycles, ``AGE`` age / 100 (capped at 1),
-  ``SEX`` one-hot (2: M, F), ``PENDING`` a question awaits its answer, ``GRADING`` the final
-  diagnosis was given, ``COST`` min(cost / budget, cost_cap) / cost_cap, ``DIFF_SIZE``
-  differential entries / differential_max.
+  ``SEX`` one-hot (2: M, F; both 0 when the source does not state the sex), ``PENDING`` a question
+  awaits its answer, ``GRADING`` the final diagnosis was given, ``COST`` min(cost / budget,
+  cost_cap) / cost_cap, ``DIFF_SIZE`` differential entries / differential_max.
 - public consultation state, seen by all agents, one section per answer state so that a learner
   sees what a doctor knows: ``hx_yes`` (N_h: the patient said yes / described it; the presenting
   complaint starts at 1), ``hx_no`` (N_h: said no), ``hx_vague`` (N_h: the last answer was vague or

@@ -31,8 +31,8 @@ class DoctorEnv(gymnasium.Env):
     numeric only, so Stable-Baselines3 (``MultiInputPolicy``) and sb3-contrib's ``MaskablePPO``
     accept it; :meth:`action_masks` returns the mask as sb3-contrib expects. ``observation`` is the
     doctor's own view (:attr:`~clinic_env.core.layout.ObservationLayout.doctor_index`), field by
-    field: segment one-hot (4), cycle / max_cycles, age / 100, sex one-hot (2: M, F), cost / budget
-    (scaled), differential size / max; then per history item the answer state yes, no, vague,
+    field: segment one-hot (4), cycle / max_cycles, age / 100, sex one-hot (2: M, F; both 0: not
+    stated), cost / budget (scaled), differential size / max; then per history item the answer state yes, no, vague,
     withheld (4 x N_h; all 0 while unasked); per test the result normal, mildly, markedly abnormal
     (3 x N_t; all 0 while not ordered); per diagnosis listed in the differential (N_d). No field is
     constant for the doctor (role and waiting flags are left out).

@@ -127,7 +127,7 @@ class OpenConsultationEnv(JudgingMixin, AECEnv):  # type: ignore[misc]  # pettin
         self.render_mode = check_render_mode(render_mode, self.metadata["render_modes"])
         self.setup = resolve_setup(case=case, cases=cases, persona=persona, catalogue=catalogue,
                                    rubrics=[] if rubrics is None else rubrics, reward_config=reward_config,
-                                   principles=False)
+                                   principles=False, uncoded="keep")
         self.catalogue = self.setup.catalogue
         self.config = self.setup.config
         self.matcher = matcher_for(self.catalogue)
@@ -168,7 +168,9 @@ class OpenConsultationEnv(JudgingMixin, AECEnv):  # type: ignore[misc]  # pettin
             # What each role knows depends on the case only: worked out once per case.
             gold = prompts.GoldFilter(case, cat)
             known = self._per_case[case.id] = (
-                case, LeakGuard(case, cat), prompts.presentation(case, cat),
+                # An uncoded gold has no catalogue names: the guard blocks the source's own words for it.
+                case, LeakGuard(case, cat, () if case.coded else [case.gold_text or ""]),
+                prompts.presentation(case, cat),
                 prompts.anchor_for(case.gold_diagnosis, gold.names_gold), prompts.patient_knowledge(case, cat),
                 prompts.measurement_knowledge(case, cat))
         _, self.guard, self.presentation, self.anchor, self.patient_facts, self.measurement_facts = known

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from clinic_env.schema.principles import PrincipleSet
 from clinic_env.schema.reduce import items_within, reduce_catalogue
 from clinic_env.schema.rubric import RubricBank, RubricItem
 
-__all__ = ["ENV_VERSION", "EnvInfo", "EnvSetup", "check_render_mode", "resolve_setup"]
+__all__ = ["ENV_VERSION", "EnvInfo", "EnvSetup", "check_render_mode", "coded_cases", "resolve_setup"]
 
 #: Version of the env's behaviour; recorded in every episode record. Bump on any change.
 ENV_VERSION = "consultation-v1"
@@ -141,6 +142,22 @@ def _cases(case: CasesArg, cases: CasesArg, cat: Catalogue) -> list[Case]:
     return out
 
 
+def coded_cases(cases: list[Case]) -> list[Case]:
+    """The cases whose gold has an ICD-10 code; the others are named in a warning (structured and
+    text modes cannot score an uncoded gold). Raises :class:`DataError` when none is coded."""
+    uncoded = [c for c in cases if not c.coded]
+    if not uncoded:
+        return cases
+    names = ", ".join(f"{c.id} ({c.gold_text!r})" for c in uncoded[:20]) + (" ..." if len(uncoded) > 20 else "")
+    kept = [c for c in cases if c.coded]
+    if not kept:
+        raise DataError.single("cases", "gold_status", "every case's gold is unmapped (no ICD-10 code): "
+                               f"structured and text modes cannot score them; use open mode ({names})")
+    warnings.warn(f"{len(uncoded)} case(s) skipped: gold unmapped (no ICD-10 code), open mode only: {names}",
+                  UserWarning, stacklevel=3)
+    return kept
+
+
 def _personas(persona: PersonaArg) -> list[Persona]:
     if persona is None:
         return load_personas()
@@ -175,8 +192,15 @@ def resolve_setup(
     principles: bool | str | Path | Sequence[PrincipleSet] = True,
     fact_judge: Callable[..., Any] | None = None,
     interruption_share: float | None = None,
+    uncoded: Literal["skip", "keep"] = "skip",
 ) -> EnvSetup:
-    """Load and check everything an env needs (see :class:`ConsultationEnv` for the arguments)."""
+    """Load and check everything an env needs (see :class:`ConsultationEnv` for the arguments).
+
+    ``uncoded``: what to do with cases whose gold has no ICD-10 code (``gold_status: unmapped``).
+    The structured and text envs score a diagnosis against a code, so they ``skip`` them with a
+    warning naming each (a :class:`DataError` when no case is left); open mode ``keep``s them (an
+    LLM moderator judges the doctor's words against the source's).
+    """
     if max_cycles < 1:
         raise ValueError(f"max_cycles must be >= 1, got {max_cycles}")
     if interruption_share is not None and not 0.0 <= interruption_share <= 1.0:
@@ -202,9 +226,12 @@ def resolve_setup(
     version = "+".join(labels + ([dynamic.label] if dynamic else [])) or "none"
     config = reward_config if isinstance(reward_config, RewardConfig) else RewardConfig(**(reward_config or {}))
     chosen = _cases(case, cases, cat)
+    if uncoded == "skip":
+        chosen = coded_cases(chosen)
     # Structured mode's diagnosis actions: the catalogue plus the golds and differential codes of
     # the loaded cases (WHO codes outside the catalogue get a vocabulary entry), fixed per env.
-    cat = with_diagnoses(cat, (code for c in chosen for code in (c.gold_diagnosis, *(d.code for d in c.differential))))
+    cat = with_diagnoses(cat, (code for c in chosen for code in (c.gold_diagnosis, *(d.code for d in c.differential))
+                               if code))
     if reduced:
         applied = [*items, *(i for c in chosen for p in psets for i in p.items_for(c))]
         cat = reduce_catalogue(cat, chosen, applied)

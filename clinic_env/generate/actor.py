@@ -70,11 +70,10 @@ def load_actor_notes(path: str | None = None) -> ActorNotes:
 
 
 def _who(case: Case) -> str:
-    age, sex = case.demographics.age, case.demographics.sex
+    age = case.demographics.age
     if age < 2:
-        return f"{round(age * 12)}-month-old {'boy' if sex == 'M' else 'girl'}"
-    noun = ("boy" if sex == "M" else "girl") if age < 16 else ("man" if sex == "M" else "woman")
-    return f"{age:g}-year-old {noun}"
+        return f"{round(age * 12)}-month-old {case.demographics.noun(2)}"
+    return f"{age:g}-year-old {case.demographics.noun(16)}"
 
 
 def _label(hid: str, cat: Catalogue) -> str:
@@ -104,10 +103,11 @@ def backstories(case: Case, cat: Catalogue, notes: ActorNotes | None = None) -> 
             continue
         span = max(1, min(15, int(age / 4)))
         years = 1 + zlib.crc32(f"{case.id}\x00{hid}".encode()) % span
-        he = "he" if case.demographics.sex == "M" else "she"
+        sex = case.demographics.sex
+        he = {"M": "he", "F": "she"}.get(sex, "they")
         text = (template.replace("{label}", _label(hid, cat))
                 .replace("{age}", f"{age:g}").replace("{years}", str(years)).replace("{he}", he)
-                .replace("{his}", "his" if he == "he" else "her"))
+                .replace("{his}", {"M": "his", "F": "her"}.get(sex, "their")))
         out.append((_label(hid, cat), fact.text, text))
     return out
 

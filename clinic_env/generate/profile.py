@@ -144,6 +144,18 @@ def _options(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _both_sexes(ranges: dict[str, str]) -> str | None:
+    """For a patient whose sex is not stated: the part of the male and female ranges (``"lo-hi"``)
+    that holds for both (Hb 134-162 and 122-148: 134-148), so the value fits either sex; None when
+    they do not overlap or are not ranges."""
+    found = [re.fullmatch(r"\s*(-?[\d.]+)\s*-\s*(-?[\d.]+)\s*", ranges.get(s, "")) for s in ("M", "F")]
+    if not all(found):
+        return None
+    lows, highs = [float(m.group(1)) for m in found if m], [float(m.group(2)) for m in found if m]
+    low, high = max(lows), min(highs)
+    return f"{low:g}-{high:g}" if low <= high else None
+
+
 class _Filler:
     """Chooses and fills a template for one (case, test) from its own seeded generator."""
 
@@ -156,8 +168,10 @@ class _Filler:
             "he": "he" if male else "she", "him": "him" if male else "her", "his": "his" if male else "her",
             "age": f"{age:g}", "man": "man" if male else "woman", "boy": "boy" if male else "girl",
         }
+        if sex == "U":  # the source does not state the sex: neutral words, neither sex's ranges assumed
+            self.vars.update(he="the patient", him="the patient", his="the patient's", man="person", boy="child")
         for name, ranges in kb.variables.items():
-            spec = ranges.get(sex) or ranges.get("any")
+            spec = (_both_sexes(ranges) if sex == "U" else ranges.get(sex)) or ranges.get("any")
             if spec:
                 self.vars[name] = draw_value(spec, self.rng) or spec
         for name, spec in cond.vars.items():

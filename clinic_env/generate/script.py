@@ -84,11 +84,10 @@ def _persona_of(case: Case, persona: Persona | str | None) -> Persona:
 
 
 def _who(case: Case) -> str:
-    age, sex = case.demographics.age, case.demographics.sex
+    age = case.demographics.age
     if age < 2:
-        return f"{round(age * 12)}-month-old {'boy' if sex == 'M' else 'girl'}"
-    noun = ("boy" if sex == "M" else "girl") if age < 16 else ("man" if sex == "M" else "woman")
-    return f"{age:g}-year-old {noun}"
+        return f"{round(age * 12)}-month-old {case.demographics.noun(2)}"
+    return f"{age:g}-year-old {case.demographics.noun(16)}"
 
 
 def _acting_notes(case: Case, persona: Persona, catalogue: Catalogue) -> list[str]:
@@ -189,7 +188,8 @@ def script_blocks(case: Case, persona: Persona | str | None = None, catalogue: C
             if f.criticality == 2 and h != case.presenting_complaint]
     test_label = {t: (cat.tests[t].label if t in cat.tests else t) for t in (*case.essential_tests, *case.optional_tests)}
     blocks += [_Block("h2", "5. Answer key"),
-               _Block("p", f"Diagnosis: {dx.label if dx else case.gold_diagnosis} (ICD-10 {case.gold_diagnosis})."),
+               _Block("p", f"Diagnosis: {dx.label if dx else case.gold_diagnosis} (ICD-10 {case.gold_diagnosis})."
+                      if case.coded else f"Diagnosis: {case.gold_text} (no ICD-10 code: unmapped)."),
                _Block("h3", "Differential"), _Block("list", items=diff),
                _Block("h3", "Key history findings"), _Block("list", items=keys or ["-"]),
                _Block("h3", "Investigations"),

@@ -200,7 +200,8 @@ def icd10_verdict(text: str, case: Case, catalogue: Catalogue) -> tuple[Verdict 
 
     Returns:
         ``(verdict, code, detail)``: the verdict when both the doctor's words and the gold map
-        (method ``icd10``), else None (the moderator or ``unmapped`` decides); the mapped code
+        (method ``icd10``), else None (the moderator or ``unmapped`` decides; always for a case whose
+        gold is unmapped, ``case.coded`` False); the mapped code
         (None when the words do not map) and the mapping's evidence.
     """
     mapping = map_diagnosis(text)
@@ -211,6 +212,8 @@ def icd10_verdict(text: str, case: Case, catalogue: Catalogue) -> tuple[Verdict 
     if not mapping.mapped or mapping.code is None:
         return None, None, f"unmapped: {mapping.evidence}"
     code = mapping.code
+    if not case.coded:  # no code to compare with: the moderator (or the unmapped verdict) decides
+        return None, code, f"{text!r} -> {code}; gold unmapped ({case.gold_text!r}): no ICD-10 code to compare"
     gold = case.gold_diagnosis
     blocks = {c: d.block for c, d in catalogue.diagnoses.items()}
     distinct = {d.code for d in case.differential} - {gold}

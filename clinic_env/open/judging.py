@@ -180,7 +180,7 @@ class JudgingMixin:
         total = sum(self.config.weight(k) * x for k, x in self.components.items())
         out.update(
             case_id=self.case.id, specialty=self.case.specialty, persona=getattr(self.persona, "id", None),
-            gold_diagnosis=self.case.gold_diagnosis, final_diagnosis=self.diagnosis_code,
+            gold_diagnosis=self.case.gold_diagnosis or None, final_diagnosis=self.diagnosis_code,
             messages=[dict(e) for e in self.transcript], guard=[dict(g) for g in self.guard_log],
             totals=totals_from(total, self.components), flags=flags, evidence=self.parts.get("evidence"),
             tests_ordered=list(self.ordered), cost_usd=float(self.parts.get("cost_usd", 0.0)),

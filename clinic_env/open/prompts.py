@@ -95,10 +95,8 @@ def _lines(value: Any, prefix: str = "") -> list[str]:
 
 
 def _sex_word(case: Case) -> str:
-    age = case.demographics.age
-    if age < 13:
-        return "boy" if case.demographics.sex == "M" else "girl"
-    return "man" if case.demographics.sex == "M" else "woman"
+    """boy/girl/man/woman; baby/child/adult when the source does not state the sex."""
+    return case.demographics.noun(13)
 
 
 def _age(case: Case) -> str:
@@ -136,7 +134,7 @@ def patient_knowledge(case: Case, catalogue: Catalogue) -> list[str]:
     if osce is not None:
         lines = _lines(osce["Patient_Actor"])
     else:
-        sex = "male" if case.demographics.sex == "M" else "female"
+        sex = {"M": "male", "F": "female"}.get(case.demographics.sex, "sex not stated")
         lines.append(f"Demographics: {_age(case)} {sex}.")
         lines.append(f"What you came in with: {case.opening_statement}")
         topics: dict[str, list[str]] = {}  # one line per fact text (imported facts often share one sentence)

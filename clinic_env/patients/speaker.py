@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from clinic_env.schema.case import Case
+from clinic_env.schema.case import Case, Sex
 from clinic_env.schema.catalogue import HistoryItem
 
 __all__ = [
@@ -52,12 +52,13 @@ class Speaker:
 
     Attributes:
         age: The patient's age in years.
-        sex: ``M`` or ``F``.
+        sex: ``M``, ``F`` or ``U`` (not stated in the source: no condition on a sex holds, and
+            proxy lines speak of "the baby" / "the child" with neutral pronouns).
         informant: Who answers: ``patient``, ``parent`` or ``relative``.
     """
 
     age: float
-    sex: Literal["M", "F"]
+    sex: Sex
     informant: Informant = "patient"
 
     @classmethod
@@ -200,9 +201,14 @@ def fitting(lines: tuple[str, ...] | list[str], who: Speaker) -> tuple[str, ...]
 
 
 def pronouns(text: str, who: Speaker) -> str:
-    """Fill ``{he}``, ``{He}``, ``{his}``, ``{His}``, ``{him}`` and ``{person}`` for ``who``."""
+    """Fill ``{he}``, ``{He}``, ``{his}``, ``{His}``, ``{him}`` and ``{person}`` for ``who`` (a patient
+    whose sex the source does not state: "the baby" / "the child", "their", "them")."""
     male = who.sex == "M"
     young = who.age < 18
+    if who.sex == "U":
+        noun = "baby" if who.age < 1 else "child" if young else "patient"
+        return text.format(he=f"the {noun}", He=f"The {noun}", his="their", His="Their", him="them",
+                           person=noun if young else "person")
     words = {
         "he": "he" if male else "she", "He": "He" if male else "She", "his": "his" if male else "her",
         "His": "His" if male else "Her", "him": "him" if male else "her",

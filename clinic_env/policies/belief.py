@@ -115,7 +115,7 @@ class Belief:
         """P(diagnosis | findings) over ``self.codes`` (0 for implausible diagnoses)."""
         lay = self.info.layout
         age = float(vector[lay.AGE]) * 100.0
-        sex = "F" if vector[lay.SEX + 1] else "M"
+        sex = "F" if vector[lay.SEX + 1] else "M" if vector[lay.SEX] else "U"
         observed, values = self.evidence(vector)
         yes = observed & values
         no = observed & ~values

@@ -138,7 +138,7 @@ class FactChecker:
 
 
 def _case_summary(case: Case) -> str:
-    lines = [f"{case.demographics.age:g}-year-old {case.demographics.sex}; {case.chief_complaint}"]
+    lines = [f"{case.demographics.age:g}-year-old {case.demographics.noun(0)}; {case.chief_complaint}"]
     lines += [f"- {k}: {'present' if f.present else 'absent'}: {f.text}" for k, f in case.history.items()]
     lines += [f"- {k}: {'abnormal' if r.abnormal else 'normal'}: {r.text}" for k, r in {**case.exam, **case.tests}.items()]
     return "\n".join(lines)

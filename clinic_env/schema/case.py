@@ -175,7 +175,7 @@ class Case(BaseModel):
                     "(tests, exam items or history items) that together confirm it; any one alternative "
                     "confirms. Empty: the abnormal essential tests, each alone (see confirmatory_evidence).")
     differential: tuple[DifferentialEntry, ...] = Field(
-        default=(), description="At least one entry, the gold among them (an unmapped gold: codes of other "
+        description="At least one entry, the gold among them (an unmapped gold: codes of other "
                                 "diagnoses to consider, possibly none).")
     rubric: tuple[RubricItem, ...] = ()
     source: str = Field(min_length=3)

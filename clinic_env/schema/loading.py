@@ -210,7 +210,7 @@ def check_case_references(case: Case, cat: Catalogue, file: str, prefix: str = "
         problems += [Problem(file, f"{p}{name}", "unknown test id", t) for t in getattr(case, name) if t not in cat.tests]
     # Any valid WHO ICD-10 code may be a gold or a differential entry: the env adds the ones the
     # catalogue lacks from the vocabulary (clinic_env.schema.catalogue.with_diagnoses).
-    if case.gold_diagnosis not in cat.diagnoses and not icd10.is_valid(case.gold_diagnosis):
+    if case.coded and case.gold_diagnosis not in cat.diagnoses and not icd10.is_valid(case.gold_diagnosis):
         problems.append(Problem(file, f"{p}gold_diagnosis", "not a WHO ICD-10 code (nor in the catalogue)",
                                 case.gold_diagnosis))
     problems += [Problem(file, f"{p}differential[{i}].code", "not a WHO ICD-10 code (nor in the catalogue)", d.code)

@@ -57,7 +57,7 @@ def reduce_catalogue(cat: Catalogue, cases: Sequence[Case], rubric: Iterable[Rub
         if pres is not None:
             hx |= set(pres.history)
             tests |= set(pres.tests)
-        codes |= {case.gold_diagnosis} | {d.code for d in case.differential}
+        codes |= {case.gold_diagnosis} - {""} | {d.code for d in case.differential}
     tests |= {tid for tid, item in cat.tests.items() if item.initial_assessment}
     tests |= {req for tid in list(tests) for req in cat.tests[tid].requires}
     history = {k: v for k, v in cat.history.items() if k in hx}

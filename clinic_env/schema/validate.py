@@ -61,7 +61,7 @@ def detect_kind(doc: Any) -> str | None:
         return "principles"
     if "cases" in doc and isinstance(doc["cases"], list):
         return "case"
-    if "gold_diagnosis" in doc or ("history" in doc and "differential" in doc):
+    if "gold_diagnosis" in doc or "gold_status" in doc or ("history" in doc and "differential" in doc):
         return "case"
     if "noise" in doc or "literacy" in doc or "persona" in str(doc.get("id", "")):
         return "persona"

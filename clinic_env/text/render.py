@@ -170,7 +170,7 @@ def _patient_system(eng: Consultation) -> str:
     case, persona = eng.case, eng.persona
     assert case is not None
     demo = case.demographics
-    who = f"a {demo.age:g}-year-old {'man' if demo.sex == 'M' else 'woman'}"
+    who = f"a {demo.age:g}-year-old {demo.noun(0)}"
     if case.informant != "patient":
         who += f" (the {case.informant} answers for the patient)"
     return (
