@@ -208,7 +208,7 @@ def run(
         typer.echo("error: --resume covers structured doctors only; run the llm: doctors in their own --out", err=True)
         raise typer.Exit(2)
     runner = backend_of(backend, address, workers)
-    library = cli_open.load_run_cases(cases, split, case_format)
+    library = _coded_only(cli_open.load_run_cases(cases, split, case_format))
     out = out or Path("runs") / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     env_kwargs = {"max_cycles": max_cycles, **({"persona": persona} if persona else {})}
     if not llm_doctors:
@@ -220,6 +220,21 @@ def run(
     with ray_session(runner):  # one Ray for the structured and the llm: doctors (nothing when local)
         _run_with_llm_doctors(structured, llm_doctors, library, out, episodes_per_case, seed, env_kwargs,
                               source_of(cases, split), api_base, concurrency, timeout, allow_failures, runner)
+
+
+def _coded_only(library: list[Any]) -> list[Any]:
+    """The cases a structured or text run can score (a gold with an ICD-10 code); the others are
+    named in one warning line (open mode plays them); exit 2 when none is left."""
+    import warnings
+
+    from clinic_env.envs.setup import coded_cases
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        kept: list[Any] = exit_on_data_error(lambda: coded_cases(library))
+    for w in caught:
+        typer.echo(f"warning: {w.message} (use --mode open)", err=True)
+    return kept
 
 
 def _run_with_llm_doctors(structured: list[str], llm_doctors: list[str], library: list[Any], out: Path,

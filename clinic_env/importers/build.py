@@ -12,7 +12,7 @@ from clinic_env.importers.negation import assertion
 from clinic_env.importers.results import result_abnormal
 from clinic_env.importers.voice import first_person, own_pronouns
 from clinic_env.patients.leak_guard import LeakGuard
-from clinic_env.schema.case import Case
+from clinic_env.schema.case import Case, Demographics
 from clinic_env.schema.catalogue import Catalogue, with_diagnoses
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import check_case_references, parse_model
@@ -35,7 +35,7 @@ _SPECIALTY = (
     ("J", "pulmonology"), ("K", "gastroenterology"), ("L", "dermatology"), ("M", "rheumatology"),
     ("N4", "urology"), ("N2", "urology"), ("N3", "urology"), ("N7", "obstetrics_gynaecology"),
     ("N8", "obstetrics_gynaecology"), ("N9", "obstetrics_gynaecology"), ("N", "nephrology"),
-    ("O", "obstetrics_gynaecology"), ("Q", "paediatrics"), ("R", "general_medicine"), ("S", "orthopaedics"),
+    ("O", "obstetrics_gynaecology"), ("P", "paediatrics"), ("Q", "paediatrics"), ("R", "general_medicine"), ("S", "orthopaedics"),
     ("T78", "allergy_immunology"), ("T", "toxicology"),
 )
 
@@ -162,11 +162,9 @@ def source_id(name: str, taken: dict[str, Any]) -> str:
 
 
 def age_band(age: float | None) -> str:
-    """The age words the vocabulary's curated ambiguous names are resolved by (``newborn`` up to 28
-    days, then ``infant``, ``child``, ``adult``); empty when the age is unknown."""
-    if age is None:
-        return ""
-    return "newborn" if age <= 28 / 365 else "infant" if age < 1 else "child" if age < 18 else "adult"
+    """The age words the vocabulary's curated ambiguous names are resolved by
+    (:attr:`Demographics.age_band`); empty when the age is unknown."""
+    return "" if age is None else Demographics(age=min(max(age, 0.0), 120.0), sex="U").age_band
 
 
 def map_gold(mapper: CatalogueMapper, text: str, context: str = "") -> tuple[str | None, str]:

@@ -204,11 +204,12 @@ def icd10_verdict(text: str, case: Case, catalogue: Catalogue) -> tuple[Verdict 
         gold is unmapped, ``case.coded`` False); the mapped code
         (None when the words do not map) and the mapping's evidence.
     """
-    mapping = map_diagnosis(text)
+    context = case.demographics.age_band  # the patient's age decides names such as "RDS" (P22.0 / J80)
+    mapping = map_diagnosis(text, context)
     for variant in diagnosis_variants(text)[1:]:
         if mapping.mapped:
             break
-        mapping = map_diagnosis(variant)
+        mapping = map_diagnosis(variant, context)
     if not mapping.mapped or mapping.code is None:
         return None, None, f"unmapped: {mapping.evidence}"
     code = mapping.code

@@ -81,7 +81,8 @@ class JudgingMixin:
         assert self.case is not None and self.diagnosis_text is not None
         verdict, code, detail = icd10_verdict(self.diagnosis_text, self.case, self.catalogue)
         self.diagnosis_code = code
-        gold_maps = self.case.gold_text is None or map_diagnosis(self.case.gold_text).mapped
+        gold_maps = self.case.gold_text is None or map_diagnosis(self.case.gold_text,
+                                                                  self.case.demographics.age_band).mapped
         if verdict is not None and gold_maps:
             self.verdict = verdict
             self._after_verdict(diagnosed=True)

@@ -129,6 +129,14 @@ class Demographics(BaseModel):
         """Whether the source states the patient's sex."""
         return self.sex != "U"
 
+    @property
+    def age_band(self) -> str:
+        """The age words curated ambiguous diagnosis names are resolved by (``newborn`` up to 28
+        days, then ``infant``, ``child``, ``adult``): "respiratory distress syndrome" is P22.0 in a
+        newborn, J80 in an adult (:func:`clinic_env.schema.vocabulary.map_diagnosis`'s context)."""
+        age = self.age
+        return "newborn" if age <= 28 / 365 else "infant" if age < 1 else "child" if age < 18 else "adult"
+
     def noun(self, child_below: float = 16) -> str:
         """``man``/``woman`` (``boy``/``girl`` below ``child_below`` years); with the sex not
         stated, ``baby`` (under 1), ``child`` or ``adult``: never a guessed sex."""

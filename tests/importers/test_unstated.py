@@ -34,7 +34,7 @@ _NEWBORN = {"OSCE_Examination": {
     "Physical_Examination_Findings": {"Vital_Signs": {"Heart_Rate": "165/min", "Respiratory_Rate": "78/min"},
                                       "Respiratory_Examination": "Intercostal retractions, reduced air entry"},
     "Test_Results": {"Chest_X-Ray": "Diffuse ground-glass appearance with air bronchograms"},
-    "Correct_Diagnosis": "Neonatal respiratory distress syndrome"}}
+    "Correct_Diagnosis": "Respiratory distress syndrome"}}
 
 _MECHANISM = {"OSCE_Examination": {
     "Objective_for_Doctor": "Find the cause of the anaemia.",
@@ -60,7 +60,9 @@ def test_both_records_import_with_nothing_guessed(imported: tuple[list[clinic_en
     cases, report = imported
     assert len(cases) == 2 and not report.skipped  # type: ignore[attr-defined]
     newborn, mechanism = cases
+    # "born at 34 weeks of gestation" is not the age: a newborn, so RDS is P22.0 (not J80, the adult form).
     assert newborn.demographics.sex == "U" and newborn.coded and newborn.gold_diagnosis == "P22.0"
+    assert newborn.demographics.age == 0.0 and newborn.specialty == "paediatrics"
     assert mechanism.gold_status == "unmapped" and mechanism.gold_diagnosis == "" and not mechanism.coded
     assert mechanism.gold_text == "Impaired erythropoietin production"
     # No rubric item checks a diagnosis code (ordering the essential tests still counts).
@@ -113,7 +115,7 @@ def test_open_mode_runs_both_and_grades_the_unmapped_gold(imported: tuple[list[c
             env.step(doctor.act(env.observe(env.agent_selection)))
         record = env.record_fields()
         assert record["end_reason"] == "diagnosis" and not record["errors"]
-        method = record["verdict"]["method"]
+        method = record["verdict"]["method"]  # the doctor's "Respiratory distress syndrome": the age decides
         assert method == ("icd10" if case.coded else "unmapped"), record["verdict"]
         if not case.coded:
             assert record["gold_diagnosis"] is None and record["diagnosis_correct"] is False
@@ -147,3 +149,27 @@ def test_mediq_record_without_a_stated_sex(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         cases, report = import_mediq(path)
     assert len(cases) == 1 and cases[0].demographics.sex == "U" and report.sex_not_stated
+
+
+def test_cli_import_validate_and_run_in_each_mode(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from clinic_env.cli import app
+
+    runner = CliRunner()
+    both, alone = tmp_path / "both.jsonl", tmp_path / "alone.jsonl"
+    both.write_text(json.dumps(_NEWBORN) + "\n" + json.dumps(_MECHANISM) + "\n", encoding="utf-8")
+    alone.write_text(json.dumps(_MECHANISM) + "\n", encoding="utf-8")
+    for src in (both, alone):
+        result = runner.invoke(app, ["cases", "import", "--format", "agentclinic", str(src), str(tmp_path / f"{src.stem}.yaml")])
+        assert result.exit_code == 0 and "diagnosis unmapped" in result.output, result.output
+        assert runner.invoke(app, ["validate", str(tmp_path / f"{src.stem}.yaml")]).exit_code == 0
+    run = runner.invoke(app, ["run", "--cases", str(tmp_path / "both.yaml"), "--doctor", "thorough", "--out", str(tmp_path / "r1")])
+    assert run.exit_code == 0 and "1 case(s) skipped: gold unmapped" in run.output, run.output
+    run = runner.invoke(app, ["run", "--cases", str(tmp_path / "alone.yaml"), "--doctor", "thorough", "--out", str(tmp_path / "r2")])
+    assert run.exit_code == 2 and "use open mode" in run.output
+    run = runner.invoke(app, ["run", "--mode", "open", "--cases", str(tmp_path / "alone.yaml"), "--doctor", "open-oracle",
+                              "--out", str(tmp_path / "r3")])
+    assert run.exit_code == 0, run.output
+    record = json.loads((tmp_path / "r3" / "results.jsonl").read_text().splitlines()[0])
+    assert record["verdict"]["method"] == "unmapped" and record.get("gold_diagnosis") is None
