@@ -271,13 +271,11 @@ class OpenConsultationEnv(JudgingMixin, AECEnv):  # type: ignore[misc]  # pettin
         if self.case is None:
             raise RuntimeError("call reset() before step()")
         text = sanitise(str(action if action is not None else ""), roles=False)[: self.max_reply_chars]
-        if agent != "examiner" or self.task == "measurement":
-            # Words another agent will read: every imitated role line ("Patient: ...", "Examiner:
-            # [met]", chat-template tokens) is defanged, with no leading label kept.
-            text = neutralise_roles(text)
-        else:
-            text = sanitise(text)  # grader replies (verdicts, grades) keep their line structure
-        text = text.strip()
+        # Words another agent will read: every imitated role line ("Patient: ...", "Examiner: [met]",
+        # chat-template tokens) is defanged, with no leading label kept; grader replies (verdicts,
+        # grades) keep their line structure.
+        spoken = agent != "examiner" or self.task == "measurement"
+        text = (neutralise_roles(text) if spoken else sanitise(text)).strip()
         self._cumulative_rewards[agent] = 0.0
         self.rewards = dict.fromkeys(self.agents, 0.0)
         if agent == "doctor":
