@@ -139,9 +139,9 @@ class Demographics(BaseModel):
 
     def noun(self, child_below: float = 16) -> str:
         """``man``/``woman`` (``boy``/``girl`` below ``child_below`` years); with the sex not
-        stated, ``baby`` (under 1), ``child`` or ``adult``: never a guessed sex."""
+        stated, by age alone: ``baby`` (under 1), ``child`` (under 18) or ``adult``, never a guessed sex."""
         if self.sex == "U":
-            return "baby" if self.age < 1 else "child" if self.age < child_below else "adult"
+            return "baby" if self.age < 1 else "child" if self.age < 18 else "adult"
         if self.age < child_below:
             return "boy" if self.sex == "M" else "girl"
         return "man" if self.sex == "M" else "woman"

@@ -28,6 +28,7 @@ def test_sex_not_stated_is_valid_and_worded_neutrally(base: Case) -> None:
     case = Case.model_validate(_doc(base, demographics={"age": 0.01, "sex": "U"}))
     assert not case.demographics.sex_stated and case.demographics.noun() == "baby"
     assert Demographics(age=7, sex="U").noun() == "child" and Demographics(age=40, sex="U").noun(0) == "adult"
+    assert Demographics(age=3, sex="U").noun(0) == "child"  # by age alone, whatever the caller's threshold
     assert Demographics(age=7, sex="F").noun() == "girl" and Demographics(age=40, sex="M").noun() == "man"
     with pytest.raises(ValidationError):
         Case.model_validate(_doc(base, demographics={"age": 3, "sex": "X"}))
