@@ -54,6 +54,11 @@ class CaseSource:
     condition: str | None = None
     difficulty: int | None = None
 
+    def __post_init__(self) -> None:
+        if not self.case.coded:  # feedback scores the diagnosis against a code
+            raise SessionError(f"case {self.case.id!r}: its gold ({self.case.gold_text!r}) has no ICD-10 code "
+                               "(gold_status unmapped); play it in open mode: clinic-env run --mode open")
+
     @property
     def generated(self) -> bool:
         """Whether the case was generated on the fly."""

@@ -100,6 +100,11 @@ def test_structured_env_skips_uncoded_golds_by_name(imported: tuple[list[clinic_
     assert [r["case_id"] for r in records] == [cases[0].id] and not records[0]["errors"]
     with pytest.raises(DataError, match="use open mode"):
         clinic_env.doctor_env(cases=[cases[1]])
+    from clinic_env.teaching.guide import SessionError, resolve_case
+
+    with pytest.raises(SessionError, match="no ICD-10 code .* open mode"):  # teaching feedback scores a code
+        resolve_case(cases[1], condition=None, difficulty=None, persona=None, seed=0, cases=None)
+    assert resolve_case(cases[0], condition=None, difficulty=None, persona=None, seed=0, cases=None).case is cases[0]
 
 
 def test_open_mode_runs_both_and_grades_the_unmapped_gold(imported: tuple[list[clinic_env.Case], object]) -> None:
