@@ -102,7 +102,7 @@ def test_structured_env_skips_uncoded_golds_by_name(imported: tuple[list[clinic_
         clinic_env.doctor_env(cases=[cases[1]])
     from clinic_env.teaching.guide import SessionError, resolve_case
 
-    with pytest.raises(SessionError, match="no ICD-10 code .* open mode"):  # teaching feedback scores a code
+    with pytest.raises(SessionError, match=r"no ICD-10 code .* open mode"):  # teaching feedback scores a code
         resolve_case(cases[1], condition=None, difficulty=None, persona=None, seed=0, cases=None)
     assert resolve_case(cases[0], condition=None, difficulty=None, persona=None, seed=0, cases=None).case is cases[0]
 
