@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,12 @@ from clinic_env.llm.client import CallRecord, LLMCallError, Usage, track_calls, 
 from clinic_env.llm.metrics import aread_spec_metrics
 from clinic_env.llm.policy import LLMPolicy, sampling_offset
 from clinic_env.llm.redact import redact
-from clinic_env.records import EpisodeRecord, LLMCall
+from clinic_env.records import EpisodeRecord, LLMCall, RecordLike
 from clinic_env.rollout import episode_record, episode_seed
 from clinic_env.schema.case import Case
 from clinic_env.schema.loading import load_cases, load_catalogue, load_personas, load_rubric_banks
 
-__all__ = ["RolloutBatch", "arun", "make_agent_policy"]
+__all__ = ["RolloutBatch", "arun", "batch_jobs", "make_agent_policy", "total_usage"]
 
 PolicySpec = Any  # a name ("persona", "thorough", "llm:MODEL", "vllm:NAME") or a policy object
 _LLM_PREFIXES = ("llm:", "vllm:")
@@ -124,6 +124,34 @@ def _shared_kwargs(cases: Sequence[Case], env_kwargs: dict[str, Any]) -> dict[st
     kwargs["cases"] = list(cases)
     kwargs.pop("case", None)
     return kwargs
+
+
+def batch_jobs(n_cases: int, episodes_per_case: int, group_size: int, seed: int) -> list[tuple[int, int, int, int]]:
+    """A batch's jobs in their fixed order (case, repeat, group member), each ``(job index, case
+    index, episode seed, group member)``; every backend plays these, so their records agree."""
+    jobs: list[tuple[int, int, int, int]] = []
+    for ci in range(n_cases):
+        for ep in range(episodes_per_case):
+            s = episode_seed(seed, ci, ep)
+            jobs.extend((len(jobs), ci, s, member) for member in range(group_size))
+    return jobs
+
+
+def total_usage(records: Iterable[RecordLike]) -> Usage:
+    """The LLM usage of many episode records summed (per-role rows included)."""
+    total = Usage()
+    for r in records:
+        u = r.get("usage") or {}
+        total.calls += int(u.get("calls", 0))
+        total.failed_attempts += int(u.get("failed_attempts", 0))
+        total.prompt_tokens += int(u.get("prompt_tokens", 0))
+        total.completion_tokens += int(u.get("completion_tokens", 0))
+        total.latency_s += float(u.get("latency_s", 0.0))
+        for role, row in (u.get("by_agent") or {}).items():
+            acc = total.by_agent.setdefault(role, {})
+            for key, value in row.items():
+                acc[key] = acc.get(key, 0.0) + float(value)
+    return total
 
 
 async def _act(policy: Any, obs: dict[str, Any], agent: str) -> Any:
@@ -295,14 +323,10 @@ async def arun(
     shared = {a: make_agent_policy(s, a.split("_")[0], info, **(doctor_llm if a == AGENTS[0] else llm))
               for a, s in specs.items() if isinstance(s, str) and s.startswith(_LLM_PREFIXES)}
     jobs: asyncio.Queue[tuple[int, Case, int, int]] = asyncio.Queue()
-    n = 0
-    for ci, case in enumerate(library):
-        for ep in range(episodes_per_case):
-            s = episode_seed(seed, ci, ep)
-            for member in range(group_size):
-                jobs.put_nowait((n, case, s, member))
-                n += 1
-    results: list[EpisodeRecord | None] = [None] * n
+    order = batch_jobs(len(library), episodes_per_case, group_size, seed)
+    for i, ci, s, member in order:
+        jobs.put_nowait((i, library[ci], s, member))
+    results: list[EpisodeRecord | None] = [None] * len(order)
     start = time.perf_counter()
 
     async def worker(env: TextConsultationEnv) -> None:
@@ -327,15 +351,7 @@ async def arun(
             await policy.client.aclose()
     batch = RolloutBatch(r for r in results if r is not None)
     batch.wall_s = time.perf_counter() - start
-    total = Usage()
-    for r in batch:
-        u = r.get("usage") or {}
-        total.calls += int(u.get("calls", 0))
-        total.failed_attempts += int(u.get("failed_attempts", 0))
-        total.prompt_tokens += int(u.get("prompt_tokens", 0))
-        total.completion_tokens += int(u.get("completion_tokens", 0))
-        total.latency_s += float(u.get("latency_s", 0.0))
-    batch.usage = total.as_dict()
+    batch.usage = total_usage(batch).as_dict()
     if url and before is not None and not before.error:
         after = await aread_spec_metrics(url, metrics_timeout)
         if after.error:

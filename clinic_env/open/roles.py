@@ -132,7 +132,33 @@ def case_result(case: Case, catalogue: Catalogue, matcher: CatalogueMatcher, nam
     return TestResult(item, label, unlisted_result(case, item, catalogue), False)
 
 
-class OpenOracleDoctor:
+class _PlannedDoctor:
+    """A scripted doctor that draws its lines at the first turn of an episode and says them in turn
+    (jumping to its diagnosis when the env says it is the last turn)."""
+
+    plan: list[str]
+
+    def _make_plan(self) -> list[str]:
+        raise NotImplementedError
+
+    def act(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
+        """The next line of the plan (the diagnosis when the env says it is the last turn)."""
+        if observation is None:
+            return None
+        if not self.plan:
+            self.plan = self._make_plan()
+        last = observation.get("messages", ())[-1:] if isinstance(observation, dict) else ()
+        text = str(last[0].get("content", "")) if last else ""
+        if "last turn" in text and len(self.plan) > 1:
+            self.plan = self.plan[-1:]
+        return self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
+
+    async def aact(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
+        """As :meth:`act`."""
+        return self.act(observation, agent)
+
+
+class OpenOracleDoctor(_PlannedDoctor):
     """The oracle doctor ``open-oracle`` (see the module docstring).
 
     Args:
@@ -169,24 +195,8 @@ class OpenOracleDoctor:
         name = case.gold_text or (gold.label if gold else case.gold_diagnosis)
         return [*lines[:n_questions], *tests[:n_tests], f"DIAGNOSIS READY: {name}"]
 
-    def act(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
-        """The next line of the plan (the diagnosis when the env says it is the last turn)."""
-        if observation is None:
-            return None
-        if not self.plan:
-            self.plan = self._make_plan()
-        last = observation.get("messages", ())[-1:] if isinstance(observation, dict) else ()
-        text = str(last[0].get("content", "")) if last else ""
-        if "last turn" in text and len(self.plan) > 1:
-            self.plan = self.plan[-1:]
-        return self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
 
-    async def aact(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
-        """As :meth:`act`."""
-        return self.act(observation, agent)
-
-
-class OpenRandomDoctor:
+class OpenRandomDoctor(_PlannedDoctor):
     """The chance-level doctor ``open-random`` (see the module docstring).
 
     Args:
@@ -219,22 +229,6 @@ class OpenRandomDoctor:
         picked_t = [tests[int(i)] for i in self.rng.choice(len(tests), n_tests, replace=False)] if n_tests else []
         code = cat.diagnosis_codes[int(self.rng.integers(len(cat.diagnosis_codes)))]
         return [*picked_q, *picked_t, f"DIAGNOSIS READY: {cat.diagnoses[code].label}"]
-
-    def act(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
-        """The next line of the plan (the diagnosis when the env says it is the last turn)."""
-        if observation is None:
-            return None
-        if not self.plan:
-            self.plan = self._make_plan()
-        last = observation.get("messages", ())[-1:] if isinstance(observation, dict) else ()
-        text = str(last[0].get("content", "")) if last else ""
-        if "last turn" in text and len(self.plan) > 1:
-            self.plan = self.plan[-1:]
-        return self.plan.pop(0) if len(self.plan) > 1 else self.plan[0]
-
-    async def aact(self, observation: dict[str, Any], agent: str = "doctor") -> str | None:
-        """As :meth:`act`."""
-        return self.act(observation, agent)
 
 
 #: The scripted doctors by name: the upper and the lower bound of open mode.

@@ -34,8 +34,7 @@ from clinic_env.llm.client import ChatClient, LLMCallError, Usage, track_usage
 from clinic_env.llm.policy import LLMPolicy, sampling_offset
 from clinic_env.open.roles import SCRIPTED_DOCTORS
 from clinic_env.records import EpisodeRecord
-from clinic_env.rollout import episode_seed
-from clinic_env.rollout_async import RolloutBatch, _shared_kwargs
+from clinic_env.rollout_async import RolloutBatch, _shared_kwargs, batch_jobs, total_usage
 from clinic_env.schema.case import Case
 from clinic_env.schema.loading import load_cases
 
@@ -218,14 +217,10 @@ async def arun_open(
     name = doctor_name or (doctor if isinstance(doctor, str) else getattr(doctor, "model", type(doctor).__name__))
     roles = _Roles(specs, api_base, timeout, retries, concurrency)
     jobs: asyncio.Queue[tuple[int, Case, int, int]] = asyncio.Queue()
-    n = 0
-    for ci, case in enumerate(library):
-        for ep in range(episodes_per_case):
-            s = episode_seed(seed, ci, ep)
-            for member in range(group_size):
-                jobs.put_nowait((n, case, s, member))
-                n += 1
-    results: list[EpisodeRecord | None] = [None] * n
+    order = batch_jobs(len(library), episodes_per_case, group_size, seed)
+    for i, ci, s, member in order:
+        jobs.put_nowait((i, library[ci], s, member))
+    results: list[EpisodeRecord | None] = [None] * len(order)
     start = time.perf_counter()
 
     async def worker(env: OpenConsultationEnv) -> None:
@@ -248,17 +243,5 @@ async def arun_open(
         await roles.aclose()
     batch = RolloutBatch(r for r in results if r is not None)
     batch.wall_s = time.perf_counter() - start
-    total = Usage()
-    for r in batch:
-        u = r.get("usage") or {}
-        total.calls += int(u.get("calls", 0))
-        total.failed_attempts += int(u.get("failed_attempts", 0))
-        total.prompt_tokens += int(u.get("prompt_tokens", 0))
-        total.completion_tokens += int(u.get("completion_tokens", 0))
-        total.latency_s += float(u.get("latency_s", 0.0))
-        for role, row in (u.get("by_agent") or {}).items():
-            acc = total.by_agent.setdefault(role, {})
-            for key, value in row.items():
-                acc[key] = acc.get(key, 0.0) + float(value)
-    batch.usage = total.as_dict()
+    batch.usage = total_usage(batch).as_dict()
     return batch

@@ -25,8 +25,7 @@ from typing import Any
 from clinic_env.core.engine import AGENTS
 from clinic_env.envs.setup import ENV_VERSION
 from clinic_env.records import EpisodeRecord
-from clinic_env.rollout import episode_seed
-from clinic_env.rollout_async import RolloutBatch
+from clinic_env.rollout_async import RolloutBatch, batch_jobs, total_usage
 from clinic_env.rollout_backends import BackendError, require_ray
 from clinic_env.rollout_backends.ray_pool import ActorPool, RaySession
 from clinic_env.schema.case import Case
@@ -137,16 +136,6 @@ class TextEpisodeActor:
                 await client.aclose()
 
 
-def _jobs(n_cases: int, episodes_per_case: int, group_size: int, seed: int) -> list[Job]:
-    """arun's jobs, in its order: case, repeat, group member."""
-    jobs: list[Job] = []
-    for ci in range(n_cases):
-        for ep in range(episodes_per_case):
-            s = episode_seed(seed, ci, ep)
-            jobs.extend((len(jobs), ci, s, member) for member in range(group_size))
-    return jobs
-
-
 def play_text_ray(cases: Sequence[Case] | str | Path | None, doctor: Any = "thorough", *, patient: Any = "persona",
                   examiner: Any = "rubric", episodes_per_case: int = 1, group_size: int = 1, seed: int = 0,
                   concurrency: int = 8, workers: int | None = None, address: str | None = None,
@@ -169,7 +158,6 @@ def play_text_ray(cases: Sequence[Case] | str | Path | None, doctor: Any = "thor
         ValueError: Bad counts, or an actor could not build its env (bad persona, files).
         BackendError: Ray missing, unreachable, or its workers could not start.
     """
-    from clinic_env.llm.client import Usage
     from clinic_env.llm.metrics import SpecDecodeCounters, read_spec_metrics
     from clinic_env.schema.loading import load_cases
 
@@ -181,7 +169,7 @@ def play_text_ray(cases: Sequence[Case] | str | Path | None, doctor: Any = "thor
     llm = {"api_base": api_base, "timeout": timeout, "retries": retries}
     uses_llm = any(isinstance(s, str) and s.startswith(_LLM_PREFIXES) for s in specs.values())
     url = api_base if uses_llm else None
-    jobs = _jobs(len(library), episodes_per_case, group_size, seed)
+    jobs = batch_jobs(len(library), episodes_per_case, group_size, seed)
     ray = require_ray()
     with RaySession(address, workers) as session:
         shares = split_concurrency(concurrency, min(session.workers, len(jobs)))
@@ -213,15 +201,7 @@ def play_text_ray(cases: Sequence[Case] | str | Path | None, doctor: Any = "thor
             _close_actors(pool)
     batch = RayRolloutBatch(r for r in results if r is not None)
     batch.wall_s = wall
-    total = Usage()
-    for r in batch:
-        u = r.get("usage") or {}
-        total.calls += int(u.get("calls", 0))
-        total.failed_attempts += int(u.get("failed_attempts", 0))
-        total.prompt_tokens += int(u.get("prompt_tokens", 0))
-        total.completion_tokens += int(u.get("completion_tokens", 0))
-        total.latency_s += float(u.get("latency_s", 0.0))
-    batch.usage = total.as_dict()
+    batch.usage = total_usage(batch).as_dict()
     if url:
         delta = read_spec_metrics(url) - before
         batch.spec_decode = delta.as_dict() if delta.present else None
