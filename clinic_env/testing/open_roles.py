@@ -170,13 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         reply = script
     server = OpenAITestServer(reply, latency=args.latency_ms / 1000.0, port=args.port)
-    print(f"serving {server.base_url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 if __name__ == "__main__":

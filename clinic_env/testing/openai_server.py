@@ -321,6 +321,16 @@ class OpenAITestServer:
         """Serve in the calling thread until interrupted."""
         self._httpd.serve_forever(poll_interval=0.05)
 
+    def serve_until_interrupted(self) -> None:
+        """Print the base URL, then serve in this thread until Ctrl-C (for ``python -m`` use)."""
+        print(f"serving {self.base_url}", flush=True)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         """Stop serving and close the socket (hanging and dripping answers end too)."""
         self.stopping.set()
@@ -351,13 +361,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = OpenAITestServer(SCRIPTS[args.script], latency=args.latency_ms / 1000.0, mode=args.mode, port=args.port,
                               metrics_mode=args.metrics_mode)
-    print(f"serving {server.base_url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 if __name__ == "__main__":
