@@ -1,8 +1,9 @@
 """Importer for MediQ cases (JSONL: ``id``, ``question``, ``context`` (sentences), ``facts`` (atomic
 facts), ``options`` {letter: text}, ``answer``, ``answer_idx``).
 
-Only questions that ask for a diagnosis become cases (a question about the next step or a
-mechanism is skipped and reported). Each atomic fact is sorted into vital signs, examination
+Only questions that ask for a diagnosis become cases (:func:`question_kind`): a question about the
+next step, a test, a treatment or a mechanism is skipped and reported, and one that asks for a cause
+becomes a case only when its answer names a condition. Each atomic fact is sorted into vital signs, examination
 findings, investigation results or history, mapped onto the catalogue (history in the patient's
 own voice), and kept as free text when it maps onto nothing. The answer and the other options map
 onto ICD-10 codes: the answer is the gold diagnosis, the options seed the differential.
@@ -31,9 +32,67 @@ from clinic_env.schema.catalogue import Catalogue
 from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import load_catalogue
 
-__all__ = ["add_fact", "import_mediq", "import_record", "item_name", "standard_vitals"]
+__all__ = ["add_fact", "cause_gold_text", "import_mediq", "import_record", "item_name", "question_kind",
+           "standard_vitals"]
 
-_DX_QUESTION = re.compile(r"diagnos|most likely (?:cause|explanation|condition)|underlying (?:condition|cause)", re.I)
+# What a question asks for. A question about a step, test, treatment, drug, mechanism, finding or
+# risk is never a diagnosis question, even when it names "the diagnosis" or "the cause" ("Which
+# test confirms the diagnosis?", "the best treatment for the most likely cause"); it is checked first.
+_NOT_DX = re.compile(
+    r"\btreat|therap|\bmanag|\bnext (?:best )?step|\bbest (?:next )?step|\b(?:initial|first) step|"
+    r"\b(?:which|what) (?:\S+ ){0,5}(?:tests?|stud(?:y|ies)|investigations?|imaging|drugs?|medications?|"
+    r"antibiotics?|agents?|hormones?|markers?|enzymes?|findings?|features?|characteristics?|changes?|"
+    r"complications?|effects?)\b|\bthis (?:drug|medication|study)\b|mechanism|adverse|\bside effect|"
+    r"\brisk\b|prognos|criteria|minimum|monitor|counsel|prevent|screen|pathogenesis|enzymatic|"
+    r"would (?:most likely )?(?:show|reveal|be (?:seen|found|present))|\bexpected\b|"
+    r"associated with which|known to cause|\bresult in\b|lab(?:oratory)? (?:results|values|changes)",
+    re.I)
+# Questions that ask for the patient's condition itself: imported, the gold coded or kept as text.
+_DX_QUESTION = re.compile(
+    r"\bdiagnos[ie]s\b|\b(?:likely|probably|potentially) (?:has|have|suffers?|suffering)\b|\bsuffer(?:s|ing)? from\b|"
+    r"\b(?:which|what) (?:\S+ ){0,3}(?:diseases?|disorders?|conditions?|syndromes?|illness(?:es)?)\b "
+    r"(?:is|are|does|do|has|best|most)\b",
+    re.I)
+# Questions that ask for a cause, an explanation or an organism: a diagnosis question only when the
+# answer names a condition (a code); "Proteasomal degradation" or "Gram-negative coccobacillus"
+# answers one of them as a mechanism or a description, and the record is skipped.
+_CAUSE_QUESTION = re.compile(
+    r"\b(?:most likely|probable|underlying|primary)\b(?: \S+)? (?:cause|causes|etiology|aetiology|explanation|"
+    r"pathogen|organism)\b|\b(?:cause|etiology|aetiology|explanation) (?:of|for) (?:this|the|his|her|their)\b|"
+    r"\binfection with which\b|\bwhich (?:organism|pathogen)\b",
+    re.I)
+# The condition whose cause is asked ("the most likely etiology of her anemia"): named with the
+# answer first ("Iron deficiency" -> "Iron deficiency anemia"), the answer alone when that names nothing.
+_CAUSE_OF = re.compile(r"\b(?:cause|etiology|aetiology) of (?:this|the) patient['’]?s? (\w+)\W*$|"
+                       r"\b(?:cause|etiology|aetiology) of (?:his|her|their) (\w+)\W*$", re.I)
+_GENERIC = frozenset({"symptoms", "symptom", "condition", "presentation", "findings", "finding", "illness", "disease",
+                      "problem", "problems", "complaints", "complaint", "signs", "state", "death", "fall"})
+
+
+def question_kind(question: str) -> str | None:
+    """What a MediQ question asks for: ``"diagnosis"`` (the patient's condition), ``"cause"`` (a
+    cause, explanation or organism: a diagnosis only when the answer names a condition) or None (a
+    step, test, treatment, drug, mechanism, finding or anything else)."""
+    if _NOT_DX.search(question):
+        return None
+    if _DX_QUESTION.search(question):
+        return "diagnosis"
+    if _CAUSE_QUESTION.search(question):
+        return "cause"
+    return None
+
+
+def cause_gold_text(question: str, answer: str, mapper: CatalogueMapper, context: str = "") -> str | None:
+    """The text that names the condition a cause question's answer gives, or None when the answer
+    names none (a mechanism): the answer joined to the condition whose cause is asked when that
+    names a code ("Iron deficiency" + "anemia"), else the answer when it names a code."""
+    m = _CAUSE_OF.search(question.strip())
+    named = (m.group(1) or m.group(2)) if m else None
+    if named and named.lower() not in _GENERIC and named.lower() not in answer.lower():
+        joined = f"{answer} {named}"
+        if map_gold(mapper, joined, context)[0]:
+            return joined
+    return answer if map_gold(mapper, answer, context)[0] else None
 _VITALS = re.compile(r"\btemperature\b|\bpulse\b|\bheart rate\b|blood pressure|respirations|respiratory rate|"
                      r"oxygen saturation|pulse oximetry", re.I)
 _EXAM = re.compile(r"examination|exam shows|on exam|auscultation|palpation|\btender|percussion|inspection|"
@@ -146,7 +205,8 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
     if not isinstance(question, str):
         report.skip(n, "question", f"not text but {type(question).__name__}")
         return None
-    if not _DX_QUESTION.search(question):
+    kind = question_kind(question)
+    if kind is None:
         report.counts["not_diagnosis_questions"] += 1
         report.skip(n, "question", f"not a diagnosis question ({question[-60:]!r})")
         return None
@@ -178,7 +238,15 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
     if sex is None:
         sex = "U"
         report.sex_not_stated.append(f"line {n}: {facts[0][:60]!r}")
-    gold, cat = gold_for(mapper, answer, report, n, "answer", age_band(age))
+    gold_text = answer
+    if kind == "cause":
+        named = cause_gold_text(question, answer, mapper, age_band(age))
+        if named is None:
+            report.counts["not_diagnosis_questions"] += 1
+            report.skip(n, "answer", f"asks for a cause and the answer names no condition ({answer[:60]!r})")
+            return None
+        gold_text = named
+    gold, cat = gold_for(mapper, gold_text, report, n, "answer", age_band(age))
     others = []
     for text in texts:
         if text != answer:
@@ -191,7 +259,7 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
     draft = CaseDraft(f"{prefix}-{slug}", age, sex, gold, chief, chief or facts[0], setting, options=others,
                       source=f"Imported from {report.source_format} format ({file.name}, line {n}, id {rid}); "
                              f"answer {answer!r}. Question: {question}",
-                      source_text=raw, image_url=image_url, gold_text=answer)
+                      source_text=raw, image_url=image_url, gold_text=gold_text)
     for fact in facts:
         add_fact(draft, mapper, fact, report)
     try:

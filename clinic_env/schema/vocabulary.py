@@ -144,6 +144,7 @@ class DiagnosisVocabulary:
                 (icd10.normalise_code(str(o["code"])), tuple(str(w).lower() for w in o.get("context", ())))
                 for o in options]
         self.organisms = frozenset(normalise_text(str(w)) for w in raw.get("organism_words") or ())
+        self.qualifiers = frozenset(normalise_text(str(w)) for w in raw.get("qualifier_words") or ())
         self.distinct: list[frozenset[str]] = [frozenset(normalise_text(str(w)) for w in group)
                                                for group in raw.get("distinct_words") or ()]
         if catalogue is not None:
@@ -215,6 +216,15 @@ class DiagnosisVocabulary:
                 if sub.mapped and sub.code and not _organism_block(sub.code):
                     return DiagnosisMapping(text, sub.code, sub.status, sub.confidence,
                                             f"{sub.evidence}; organism named apart (WHO B95-B98)", sub.candidates)
+            # "Monomorphic ventricular tachycardia": a form WHO does not code apart (data:
+            # qualifier_words) is set aside when the rest is a name as it stands (never fuzzy).
+            rest = [w for w in words if w not in self.qualifiers]
+            if rest and len(rest) < len(words):
+                sub = self._map_phrase(text, " ".join(rest), context)
+                if sub.mapped and sub.code and sub.status in ("exact", "synonym", "vocabulary"):
+                    dropped = ", ".join(w for w in words if w in self.qualifiers)
+                    return DiagnosisMapping(text, sub.code, sub.status, sub.confidence,
+                                            f"{sub.evidence}; form {dropped!r} not coded apart by WHO", sub.candidates)
         return result
 
     def _abbreviation(self, phrase: str) -> str | None:
