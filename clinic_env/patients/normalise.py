@@ -164,7 +164,8 @@ def views(text: str) -> TextViews:
     # Words split by a hyphen or a space ("zos-ter", "appen dicitis"): joined in pairs.
     plain = _WORD.findall(re.sub(r"(?<=[a-z])[-_·/.*]+(?=[a-z])", "", leet.translate(_LEET)))
     lists.append(tuple(stem(w) for w in plain))
-    lists.append(tuple(stem(a + b) for a, b in itertools.pairwise(plain)))
+    # Not with a one-letter word after it: "got a" is not "gota".
+    lists.append(tuple(stem(a + b) for a, b in itertools.pairwise(plain) if len(b) > 1))
     # Words written backwards ("retsoz"), in reverse order so phrases read the right way round.
     lists.append(tuple(stem(w[::-1]) for w in reversed(_WORD.findall(leet.translate(_LEET)))))
     for hidden in _decode_hidden(unicodedata.normalize("NFKC", text)):

@@ -32,6 +32,7 @@ from clinic_env.patients.normalise import (
 )
 
 __all__ = [
+    "FOREIGN_FUNCTION_WORDS",
     "GENERIC_WORDS",
     "Term",
     "TermIndex",
@@ -68,6 +69,16 @@ GENERIC_WORDS = word_set(
     headache anxiety panic character use state"""
 )
 
+#: Articles, prepositions and contractions of Spanish, French, German, Portuguese and Italian
+#: that are not English words: dropped from a name of two or more other words, so that
+#: "ataque al corazón" also finds "ataque de corazón" (words may still stand three apart).
+FOREIGN_FUNCTION_WORDS = word_set(
+    """de del la el los las le les du des au aux al un une una uno der das dem einer einem eine ein
+    im zum zur vom di da dei della dello delle degli nel nella sul sulla dos ao em nas com con
+    por para pour dans sur mit und et ou"""
+)
+
+_CJK_RUN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+")
 _CODE = re.compile(r"(?<![a-z0-9])([a-z])\s*[-.]?\s*(\d)\s*-?\s*(\d)(?:\s*[.,·-]\s*(\d{1,2})|(\d))?(?![0-9])")
 
 
@@ -98,14 +109,19 @@ def make_term(text: str) -> Term | None:
         return None
     folded = fold(raw)
     if re.search(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]", folded):
-        return Term(raw, (), "", re.sub(r"\s+", "", folded))
+        # Only the CJK characters: the text's CJK view keeps nothing else ("格林-巴利综合征").
+        return Term(raw, (), "", "".join(_CJK_RUN.findall(folded)))
     if re.fullmatch(r"[A-Z][A-Z0-9]{1,2}", raw):
         letters = r"\.?".join(re.escape(ch) for ch in raw)
         return Term(raw, (), "", "", re.compile(rf"(?<![A-Za-z0-9]){letters}\.?(?![A-Za-z0-9])"))
     words = tuple(w for w in tokens(folded) if w not in STOPWORDS)
     if not words:
         return None
+    # Run together as written ("ataquealcorazon"), for text written without separators.
     compact = "".join(words)
+    content = tuple(w for w in words if w not in FOREIGN_FUNCTION_WORDS)
+    if len(content) >= 2:
+        words = content
     return Term(raw, words, compact if len(compact) >= 8 else "")
 
 
@@ -119,6 +135,9 @@ def _similar(word: str, target: str) -> bool:
     a, b = collapse_doubles(word), collapse_doubles(target)
     if a == b:
         return True
+    if len(word) < 7 and target.startswith(word):
+        # A short word that only starts a longer name is another word ("phlegm", "phlegmon").
+        return False
     if a[:5] != b[:5] or abs(len(a) - len(b)) > 4:
         return False
     return SequenceMatcher(None, a, b).ratio() >= 0.8
@@ -276,7 +295,10 @@ def load_synonyms() -> dict[str, tuple[str, ...]]:
     foreign = yaml.safe_load((_LEAK / "foreign.yaml").read_text(encoding="utf-8")) or {}
     for code, names in (foreign.get("foreign") or {}).items():
         out[str(code)] = tuple(dict.fromkeys((*out.get(str(code), ()), *(str(n) for n in names or ()))))
-    return out
+    # Names that are also ordinary words of another language ("gota" is a drop, "gotta" is "got
+    # to") name nothing on their own: only the phrases that contain them are kept.
+    ordinary = {fold(str(w)) for w in foreign.get("ordinary_words") or ()}
+    return {code: tuple(n for n in names if fold(n) not in ordinary) for code, names in out.items()}
 
 
 @lru_cache(maxsize=1)
