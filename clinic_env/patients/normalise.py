@@ -27,7 +27,7 @@ _HOMOGLYPHS = str.maketrans({
     "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
     "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ɡ": "g", "ӏ": "l",
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
-    "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ℓ": "l", "ı": "i", "ß": "ss", "æ": "ae", "œ": "oe", "ø": "o",
+    "υ": "u", "χ": "x", "ω": "w", "ϲ": "c", "ℓ": "l", "ı": "i", "ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d",
 })
 _INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180e\u200b-\u200f\u202a-\u202e"
                         "\u2060-\u206f\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f\U000e0100-\U000e01ef]")
@@ -167,7 +167,8 @@ def views(text: str) -> TextViews:
     # Not with a one-letter word after it: "got a" is not "gota".
     lists.append(tuple(stem(a + b) for a, b in itertools.pairwise(plain) if len(b) > 1))
     # Words written backwards ("retsoz"), in reverse order so phrases read the right way round.
-    lists.append(tuple(stem(w[::-1]) for w in reversed(_WORD.findall(leet.translate(_LEET)))))
+    # Words of three letters or fewer are not reversed: "dag" (Dutch "day") is not "gad".
+    lists.append(tuple(stem(w[::-1] if len(w) > 3 else w) for w in reversed(_WORD.findall(leet.translate(_LEET)))))
     for hidden in _decode_hidden(unicodedata.normalize("NFKC", text)):
         lists.append(tuple(tokens(fold(hidden))))
     unique = tuple(dict.fromkeys(lists))
