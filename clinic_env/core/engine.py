@@ -232,7 +232,8 @@ class Consultation:
         pub[lay.AGE] = min(case.demographics.age / 100.0, 1.0)
         if case.demographics.sex_stated:  # sex not stated in the source: both slots stay 0
             pub[lay.SEX + (case.demographics.sex == "F")] = 1.0
-        pub[lay.hx_yes + self._hx_index[case.presenting_complaint]] = 1.0
+        if case.presenting_complaint in self._hx_index:  # a case-specific (src.*) complaint has no slot
+            pub[lay.hx_yes + self._hx_index[case.presenting_complaint]] = 1.0
         self.pub: np.ndarray = pub
         self._case_present = np.zeros(n_h, np.float32)
         for key, fact in case.history.items():

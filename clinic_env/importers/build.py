@@ -48,6 +48,22 @@ _COMPLAINT_FALLBACK = (
 )
 
 
+#: Words a demographics-only sentence is made of besides the age and sex ("Patient is a 3-year-old male.").
+_DEMOGRAPHIC_WORDS = {"a", "an", "the", "patient", "is", "was", "this", "he", "she", "old", "aged", "of", "age", "who", "origin", "descent"}
+#: A sentence's opening noun phrase with the age ("A 30-year-old male biology student was ..."): the patient.
+_SUBJECT_AGE = re.compile(r"^(?:an?|the|this)\s+\d+(?:\.\d+)?[\s-]*(?:year|month|week|day)s?[\s-]*old\b[^,.;]*?\s+"
+                          r"(?=(?:was|is|has|had|presents|comes|came|reports|complains)\b)", re.IGNORECASE)
+
+
+def _demographics_only(text: str) -> bool:
+    """Whether a sentence only says who the patient is (age, sex, origin): no complaint in it."""
+    if not _AGE.search(text) and not _SEX_NOUN.search(text):
+        return False
+    words = re.findall(r"[A-Za-z][\w'-]*", _SEX_NOUN.sub(" ", _AGE.sub(" ", text)))
+    # Capitalised words after the first are origins or names ("a Cuban-American boy").
+    return all(w.lower() in _DEMOGRAPHIC_WORDS or (i and w[0].isupper()) for i, w in enumerate(words))
+
+
 def specialty_for(code: str) -> str:
     """A specialty for an ICD-10 code (by chapter and block)."""
     for prefix, specialty in _SPECIALTY:
@@ -261,6 +277,15 @@ class CaseDraft:
                 self.history[hit.hid] = {"text": text, "present": present, "criticality": 1}
             report.add("history", True)
 
+    def _own_complaint(self) -> str | None:
+        """The id of the record's own first complaint-like history item (a case-specific item kept
+        in the source's words, not negated, not about a relative), or None when it has none."""
+        for key, item in self.extra.items():
+            text = item["text"]
+            if item["kind"] == "history" and not _demographics_only(text) and assertion(text, text) == "affirmed":
+                return key
+        return None
+
     def build(self, mapper: CatalogueMapper, report: ImportReport, source: str, catalogue: Catalogue | None = None) -> Case:
         """The validated case (raises :class:`DataError` if it cannot be made valid); ``catalogue``
         is the mapper's, extended with the gold when it lies outside it (:func:`with_diagnosis`)."""
@@ -279,9 +304,20 @@ class CaseDraft:
         if presenting is None:  # no symptom named: the first affirmed history item (the source's words stay the chief complaint)
             presenting = next((h for h, f in self.history.items() if f["present"]), None)
         if presenting is None:
+            # Nothing the catalogue codes: the record's own first complaint-like history item (a
+            # case-specific ``src.*`` item, the source's words) is the complaint. The structured
+            # observation has no slot for it; text and open modes hear it in the opening statement.
+            presenting = self._own_complaint()
+        if presenting is None:
             raise DataError.single(source, "presenting_complaint", "no symptom could be mapped", self.primary)
-        fact = self.history.setdefault(presenting, {"text": first_person(self.primary), "present": True, "criticality": 2})
-        fact.update(present=True, criticality=2)
+        if presenting.startswith("src."):
+            own = self.extra[presenting]["text"]
+            self.extra[presenting] = {**self.extra[presenting], "abnormal": True}
+            if not self.chief or self.primary != own:  # the opening and chief complaint tell this complaint
+                self.chief, self.primary = own, own
+        else:
+            fact = self.history.setdefault(presenting, {"text": first_person(self.primary), "present": True, "criticality": 2})
+            fact.update(present=True, criticality=2)
         exam = {t: {"text": "; ".join(parts), "abnormal": any(result_abnormal(p, self.age) for p in parts)}
                 for t, parts in self.exam.items()}
         if "exam.vitals" in exam:
@@ -325,6 +361,8 @@ class CaseDraft:
                     "check": {"ordered": t}} for t in essential[:2]]
         opening = f"I've come in because of {own_pronouns(self.primary.strip().rstrip('.'))[:1].lower()}" \
                   f"{own_pronouns(self.primary.strip().rstrip('.'))[1:]}."
+        if presenting.startswith("src."):  # a whole sentence of the source, in the patient's voice
+            opening = first_person(_SUBJECT_AGE.sub("The patient ", self.primary.strip(), count=1))
         draft = {"id": self.id, "title": f"{label} ({'imported'})", "specialty": specialty_for(self.gold) if self.gold
                  else "paediatrics" if self.age < 16 else "general_medicine",
                  "setting": self.setting, "difficulty": 2, "demographics": {"age": self.age, "sex": self.sex},

@@ -155,6 +155,8 @@ class LeakGuard:
         base = [case.opening_statement, case.chief_complaint]
         if self.presenting in case.history:
             base.append(case.history[self.presenting].text)
+        elif self.presenting in case.extra_items:  # a case-specific complaint, in the source's words
+            base.append(case.extra_items[self.presenting].text)
         self._base_views = [(t, views(t)) for t in base]
         self._base_words = {w for t in base for w in content_tokens(t)}
         self._texts = {hid: self._fact_texts(hid) for hid in case.history}

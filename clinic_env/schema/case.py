@@ -163,7 +163,9 @@ class Case(BaseModel):
     presenting_complaint: str
     chief_complaint: str = Field(min_length=2)
     opening_statement: str = Field(min_length=2)
-    history: dict[str, Fact] = Field(min_length=1)
+    #: Empty only when the complaint is case-specific (an imported source none of whose history
+    #: the catalogue codes; the ``src.*`` items hold it).
+    history: dict[str, Fact] = Field(default_factory=dict)
     exam: dict[str, Finding] = Field(default_factory=dict)
     tests: dict[str, Finding] = Field(default_factory=dict)
     essential_tests: tuple[str, ...] = ()
@@ -226,6 +228,11 @@ class Case(BaseModel):
         bad_ids = [k for k in self.extra_items if not re.fullmatch(r"src\.[a-z0-9_]+", k)]
         if bad_ids:
             raise ValueError(f"extra_items ids must look like src.<name>: {bad_ids}")
+        if not self.history and not self.presenting_complaint.startswith("src."):
+            raise ValueError("history: at least one fact (or a case-specific src.* presenting complaint)")
+        own = self.extra_items.get(self.presenting_complaint)
+        if self.presenting_complaint.startswith("src.") and (own is None or own.kind != "history"):
+            raise ValueError(f"presenting_complaint {self.presenting_complaint!r} must be a history item of extra_items")
         overlap = set(self.exam) & set(self.tests)
         if overlap:
             raise ValueError(f"ids in both exam and tests: {sorted(overlap)}")

@@ -36,6 +36,8 @@ def test_fixture_records_map(tmp_path: Path) -> None:
 # The collisions of issue 11: each must map to the right entity (never the wrong one).
 @pytest.mark.parametrize(("text", "code", "never"), [
     ("Endometritis", "N71.9", "N80"),
+    ("Obsessive compulsive personality disorder", "F60.5", "F42"),  # the personality disorder, not OCD
+    ("Obsessive compulsive disorder", "F42.9", "F60"),
     ("Reactive Arthritis", "M02.9", "M06"),
     ("Chronic lymphocytic leukemia", "C91.1", "C91.0"),
     ("CLL", "C91.1", "C91.0"),
@@ -63,6 +65,11 @@ def test_known_collisions_map_to_the_right_entity(text: str, code: str, never: s
     ("Progressive multifocal encephalopathy (PML)", "A81.2", "abbreviation"),
     ("Coarctation of aorta", "Q25.1", "exact"), ("Hirschsprung’s disease", "Q43.1", "exact"),
     ("Pulmonary embolism", "I26.9", "exact"), ("Irritable bowel syndrome", "K58.8", "synonym"),
+    # Standard names the mapper lacked (WHO ICD-10 2019: D81.9, F60.5 anankastic, I67.6 nonpyogenic, A04.1).
+    ("Severe combined immunodeficiency syndrome", "D81.9", "synonym"), ("SCID", "D81.9", "abbreviation"),
+    ("Obsessive-compulsive personality disorder", "F60.5", "synonym"), ("OCPD", "F60.5", "abbreviation"),
+    ("Cerebral venous thrombosis", "I67.6", "synonym"), ("Dural venous sinus thrombosis", "I67.6", "synonym"),
+    ("Traveler's diarrhea due to ETEC", "A04.1", "synonym"), ("Enterotoxigenic E. coli diarrhoea", "A04.1", "synonym"),
 ])
 def test_exact_synonyms_and_abbreviations(text: str, code: str, status: str) -> None:
     m = map_diagnosis(text)
