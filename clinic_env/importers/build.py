@@ -51,8 +51,9 @@ _COMPLAINT_FALLBACK = (
 #: Words a demographics-only sentence is made of besides the age and sex ("Patient is a 3-year-old male.").
 _DEMOGRAPHIC_WORDS = {"a", "an", "the", "patient", "is", "was", "this", "he", "she", "old", "aged", "of", "age", "who", "origin", "descent"}
 #: A sentence's opening noun phrase with the age ("A 30-year-old male biology student was ..."): the patient.
-_SUBJECT_AGE = re.compile(r"^(?:an?|the|this)\s+\d+(?:\.\d+)?[\s-]*(?:year|month|week|day)s?[\s-]*old\b[^,.;]*?\s+"
-                          r"(?=(?:was|is|has|had|presents|comes|came|reports|complains)\b)", re.IGNORECASE)
+_SUBJECT_AGE = re.compile(r"^(?:an?|the|this)\s+\d+(?:\.\d+)?[\s-]*(?:year|month|week|day)s?[\s-]*old\b"
+                          r"(?:(?!\b(?:with|who|of|from|and|in)\b)[^,.;])*?\s+"
+                          r"(?=(?:was|is|has|had|\w+[^su\W]s|\w+ed)\b)", re.IGNORECASE)
 
 
 def _demographics_only(text: str) -> bool:

@@ -45,8 +45,27 @@ def own_pronouns(text: str) -> str:
     return _agree(_pronouns(text))
 
 
+#: Words ending in "s" after "I" that are not third-person verbs ("I always", "I sometimes").
+_NOT_VERBS = {"always", "sometimes", "perhaps", "this", "thus", "less", "unless", "across", "towards", "afterwards"}
+
+
+def _base_form(word: str) -> str:
+    """A third-person present verb's base form (``keeps`` -> ``keep``, ``watches`` -> ``watch``,
+    ``worries`` -> ``worry``); other words unchanged."""
+    low = word.lower()
+    if low in _VERBS:
+        return _VERBS[low]
+    if low in _NOT_VERBS or len(low) < 4 or not low.endswith("s") or low.endswith(("ss", "us", "is", "ous")):
+        return word
+    if low.endswith("ies"):
+        return word[:-3] + "y"
+    if low.endswith(("ches", "shes", "xes", "sses", "zes", "oes")):
+        return word[:-2]
+    return word[:-1]
+
+
 def _agree(text: str) -> str:
-    text = re.sub(r"\bI (\w+)\b", lambda m: f"I {_VERBS.get(m.group(1).lower(), m.group(1))}", text)
+    text = re.sub(r"\bI (\w+)\b", lambda m: f"I {_base_form(m.group(1))}", text)
     if text.startswith("I ") or " I " in text:
         # "I work ... and lives ..." -> "and live"
         text = re.sub(r"\b(and|but) (\w+)\b", lambda m: f"{m.group(1)} {_VERBS.get(m.group(2), m.group(2))}", text)
