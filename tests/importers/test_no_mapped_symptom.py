@@ -72,14 +72,14 @@ def test_structured_mode_runs_without_a_complaint_slot(imported: tuple[dict[str,
     coded = [c for c in cases.values() if c.coded]
     env = clinic_env.doctor_env(cases=coded, catalogue=cat)
     for case in coded:
-        obs, _ = env.reset(seed=0, options={"case_id": case.id})
+        env.reset(seed=0, options={"case_id": case.id})
         # No catalogue symptom is set as the complaint (the structured view has no slot for it).
         lay = env.engine.layout
         assert not env.engine.pub[lay.hx_yes:lay.hx_yes + lay.n_history].any()
         rng = np.random.default_rng(0)
         for _ in range(200):
             mask = env.action_masks()
-            obs, _, term, trunc, info = env.step(int(rng.choice(np.flatnonzero(mask))))
+            _, _, term, trunc, _ = env.step(int(rng.choice(np.flatnonzero(mask))))
             if term or trunc:
                 break
         assert term or trunc
