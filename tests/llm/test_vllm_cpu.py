@@ -63,8 +63,10 @@ def test_gptq_int4_checkpoint_serves_chat_n_seed_and_json_schema(tiny: dict[str,
     try:
         log = server.log_path.read_text(errors="replace")
         assert "gptq" in log.lower()
+        # Per-item grading: its one-field schema fits the short random replies (the batch schema is
+        # checked through the env in the full-path test).
         policy = LLMPolicy("hosted_vllm/tiny", "examiner", api_base=server.base_url, n=2, seed=7, temperature=0.8,
-                           max_tokens=48, timeout=120)
+                           max_tokens=48, timeout=120, grading="per_item")
         msgs = [{"role": "user", "content": "Grade this."}]
         first = policy.act_text(msgs)
         again = policy.act_text(msgs)
