@@ -111,6 +111,36 @@ class _Analysis:
     terms: frozenset[int]
     cues: dict[str, frozenset[int]]
     overlaps: dict[str, float]
+    #: Terms used on their own at least once (not only as the modifier of a compound such as "flu
+    #: jab"), or found only through an encoding.
+    bare: frozenset[int] = frozenset()
+
+
+#: History items about other people or habits: their words ("my neighbour had flu", "my dad had a
+#: heart attack") never license the patient naming the diagnosis for themselves.
+_ABOUT_OTHERS = ("fam.", "social.", "hx.sick_contacts")
+
+#: Words that make a name of the diagnosis the modifier of something else: a case's "flu jab" or
+#: "flu-like" licenses those compounds, never a bare "I've got the flu" (stems, as tokenised).
+_COMPOUND_HEADS = frozenset({"jab", "jabs", "vaccine", "vaccin", "vaccination", "shot", "shots", "injection",
+                             "test", "screen", "screening", "like", "season", "clinic", "leaflet", "poster"})
+
+
+def _following(term: Term, tokens: tuple[str, ...]) -> list[str] | None:
+    """The token after each exact occurrence of ``term`` in ``tokens`` ("" at the end); None when
+    the term's words never occur there in sequence (found another way, or not at all)."""
+    n = len(term.words)
+    if not n:
+        return None
+    found = [tokens[i + n] if i + n < len(tokens) else "" for i in range(len(tokens) - n + 1)
+             if tokens[i:i + n] == term.words]
+    return found or None
+
+
+def _compound_only(term: Term, tokens: tuple[str, ...]) -> bool:
+    """Whether every occurrence of ``term`` in ``tokens`` modifies a compound head ("flu jab")."""
+    after = _following(term, tokens)
+    return after is not None and all(w in _COMPOUND_HEADS for w in after)
 
 
 def _fact_cues(hid: str, catalogue: Catalogue) -> list[Term]:
@@ -178,6 +208,7 @@ class LeakGuard:
         # doctor has asked the item whose answer uses them (or always, if the opening uses them).
         # Worked out on first need: most replies mention neither.
         self._term_sources: dict[int, frozenset[str]] = {}
+        self._compound: dict[tuple[int, str], bool] = {}
         self._cue_sources: dict[tuple[str, int], frozenset[str]] = {}
         self._cache: dict[str, _Analysis] = {}
         self._clean: dict[str, bool] = {}
@@ -188,20 +219,39 @@ class LeakGuard:
 
     def _sources(self, term: Term, fuzzy: bool = True, own_only: bool = False) -> frozenset[str]:
         """Where the case's own words use ``term``: ``{"*"}`` (the opening) or fact ids. With
-        ``own_only``, facts about other people or habits (family, social history) do not count:
+        ``own_only``, facts about other people or habits (family, social history, sick contacts) do not count:
         "my dad had a heart attack" does not license "I've got a heart attack"."""
         if any(term_in(term, v, raw, fuzzy) for raw, v in self._base_views):
             return frozenset({"*"})
         return frozenset(h for h, pairs in self._texts.items()
-                         if not (own_only and h.startswith(("fam.", "social.")))
+                         if not (own_only and h.startswith(_ABOUT_OTHERS))
                          and any(term_in(term, v, raw, fuzzy) for raw, v in pairs))
 
-    def _term_allowed(self, i: int, asked: set[str]) -> bool:
+    def _term_allowed(self, i: int, asked: set[str], bare: bool = True) -> bool:
+        """Whether a name of the diagnosis is licensed by the case's own words for what was asked.
+        A source that uses it only as a modifier ("flu jab") licenses only such uses (``bare``
+        False), never the name on its own."""
         src = self._term_sources.get(i)
         if src is None:
             # Exact words only: "anaemic" in an asked answer does not license "anaemia".
             src = self._term_sources[i] = self._sources(self.terms[i], fuzzy=False, own_only=True)
-        return "*" in src or bool(src & asked)
+        licensed = {h for h in src if h == "*" or h in asked}
+        if not licensed:
+            return False
+        if not bare:
+            return True
+        return any(not self._compound_source(i, h) for h in licensed)
+
+    def _compound_source(self, i: int, hid: str) -> bool:
+        """Whether every use of term ``i`` in source ``hid`` ("*": the opening) is a compound's modifier."""
+        key = (i, hid)
+        hit = self._compound.get(key)
+        if hit is None:
+            pairs = self._base_views if hid == "*" else self._texts.get(hid, [])
+            uses = [_following(self.terms[i], v.token_lists[0]) for _, v in pairs]
+            found = [u for u in uses if u is not None]
+            hit = self._compound[key] = bool(found) and all(w in _COMPOUND_HEADS for u in found for w in u)
+        return hit
 
     def _cue_allowed(self, hid: str, j: int, asked: set[str]) -> bool:
         src = self._cue_sources.get((hid, j))
@@ -229,7 +279,8 @@ class LeakGuard:
         said = concepts(sentence)
         overlaps = ({h: o for h in self.facts if (o := max(self._overlap(words, h), self._paraphrase(said, h))) > 0}
                     if len(novel) > 0.2 * max(len(words), 1) else {})
-        result = _Analysis(code, meta, terms, cues, overlaps)
+        bare = frozenset(i for i in terms if not _compound_only(self.terms[i], v.token_lists[0]))
+        result = _Analysis(code, meta, terms, cues, overlaps, bare)
         if len(self._cache) > 2048:
             self._cache.clear()
         self._cache[sentence] = result
@@ -259,7 +310,7 @@ class LeakGuard:
         """What names the diagnosis in ``text`` as a whole (not allowed by what was asked):
         ``"code"`` and the indices of the terms found."""
         a = self._analyse(text)
-        out = {str(i) for i in a.terms if not self._term_allowed(i, asked)}
+        out = {str(i) for i in a.terms if not self._term_allowed(i, asked, i in a.bare)}
         return frozenset(out | ({"code"} if a.code else set()))
 
     def _overlap(self, words: set[str], hid: str) -> float:
@@ -274,7 +325,7 @@ class LeakGuard:
         return best
 
     def _names_diagnosis(self, a: _Analysis, asked: set[str]) -> bool:
-        return a.code or any(not self._term_allowed(i, asked) for i in a.terms)
+        return a.code or any(not self._term_allowed(i, asked, i in a.bare) for i in a.terms)
 
     @staticmethod
     def _restates(a: _Analysis, asked: set[str]) -> bool:
