@@ -37,7 +37,7 @@ from clinic_env.rollout import episode_record, episode_seed
 from clinic_env.schema.case import Case
 from clinic_env.schema.loading import load_cases, load_catalogue, load_personas, load_rubric_banks
 
-__all__ = ["RolloutBatch", "arun", "batch_jobs", "make_agent_policy", "total_usage"]
+__all__ = ["RolloutBatch", "arun", "batch_jobs", "job_queue", "make_agent_policy", "total_usage"]
 
 PolicySpec = Any  # a name ("persona", "thorough", "llm:MODEL", "vllm:NAME") or a policy object
 _LLM_PREFIXES = ("llm:", "vllm:")
@@ -134,6 +134,15 @@ def batch_jobs(n_cases: int, episodes_per_case: int, group_size: int, seed: int)
         for ep in range(episodes_per_case):
             s = episode_seed(seed, ci, ep)
             jobs.extend((len(jobs), ci, s, member) for member in range(group_size))
+    return jobs
+
+
+def job_queue(library: Sequence[Case], episodes_per_case: int, group_size: int,
+              seed: int) -> asyncio.Queue[tuple[int, Case, int, int]]:
+    """:func:`batch_jobs` as a queue of ``(job index, case, episode seed, group member)`` for workers."""
+    jobs: asyncio.Queue[tuple[int, Case, int, int]] = asyncio.Queue()
+    for i, ci, s, member in batch_jobs(len(library), episodes_per_case, group_size, seed):
+        jobs.put_nowait((i, library[ci], s, member))
     return jobs
 
 
@@ -322,11 +331,8 @@ async def arun(
 
     shared = {a: make_agent_policy(s, a.split("_")[0], info, **(doctor_llm if a == AGENTS[0] else llm))
               for a, s in specs.items() if isinstance(s, str) and s.startswith(_LLM_PREFIXES)}
-    jobs: asyncio.Queue[tuple[int, Case, int, int]] = asyncio.Queue()
-    order = batch_jobs(len(library), episodes_per_case, group_size, seed)
-    for i, ci, s, member in order:
-        jobs.put_nowait((i, library[ci], s, member))
-    results: list[EpisodeRecord | None] = [None] * len(order)
+    jobs = job_queue(library, episodes_per_case, group_size, seed)
+    results: list[EpisodeRecord | None] = [None] * jobs.qsize()
     start = time.perf_counter()
 
     async def worker(env: TextConsultationEnv) -> None:

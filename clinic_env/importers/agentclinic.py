@@ -32,7 +32,6 @@ from clinic_env.importers.mapping import CatalogueMapper, split_sentences
 from clinic_env.importers.reading import read_jsonl_records
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
-from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import load_catalogue
 
 __all__ = ["import_agentclinic"]
@@ -143,12 +142,7 @@ def _osce_case(n: int, osce: dict[str, Any], raw: str, mapper: CatalogueMapper, 
             draft.add_history(mapper, sentence, report)
     _map_findings(draft, mapper, osce.get("Physical_Examination_Findings"), "exam", report)
     _map_findings(draft, mapper, osce.get("Test_Results"), "test", report)
-    try:
-        return draft.build(mapper, report, f"{file}:{n}", cat)
-    except DataError as exc:
-        problem = exc.problems[0] if exc.problems else None
-        report.skip(n, problem.field if problem else "(case)", problem.message if problem else str(exc))
-        return None
+    return draft.build_or_skip(mapper, report, f"{file}:{n}", n, cat)
 
 
 def _nejm_record(record: dict[str, Any]) -> dict[str, Any] | str:

@@ -287,6 +287,16 @@ class CaseDraft:
                 return key
         return None
 
+    def build_or_skip(self, mapper: CatalogueMapper, report: ImportReport, source: str, line: int,
+                      catalogue: Catalogue | None = None) -> Case | None:
+        """:meth:`build`, or None with the record's first problem reported as skipped (line, field)."""
+        try:
+            return self.build(mapper, report, source, catalogue)
+        except DataError as exc:
+            problem = exc.problems[0] if exc.problems else None
+            report.skip(line, problem.field if problem else "(case)", problem.message if problem else str(exc))
+            return None
+
     def build(self, mapper: CatalogueMapper, report: ImportReport, source: str, catalogue: Catalogue | None = None) -> Case:
         """The validated case (raises :class:`DataError` if it cannot be made valid); ``catalogue``
         is the mapper's, extended with the gold when it lies outside it (:func:`with_diagnosis`)."""

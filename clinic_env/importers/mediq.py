@@ -29,7 +29,6 @@ from clinic_env.importers.mapping import CatalogueMapper, split_sentences
 from clinic_env.importers.reading import read_jsonl_records
 from clinic_env.schema.case import Case
 from clinic_env.schema.catalogue import Catalogue
-from clinic_env.schema.errors import DataError
 from clinic_env.schema.loading import load_catalogue
 
 __all__ = ["add_fact", "cause_gold_text", "import_mediq", "import_record", "item_name", "question_kind",
@@ -262,12 +261,7 @@ def import_record(n: int, record: dict[str, Any], raw: str, mapper: CatalogueMap
                       source_text=raw, image_url=image_url, gold_text=gold_text)
     for fact in facts:
         add_fact(draft, mapper, fact, report)
-    try:
-        return draft.build(mapper, report, f"{file}:{n}", cat)
-    except DataError as exc:
-        problem = exc.problems[0] if exc.problems else None
-        report.skip(n, problem.field if problem else "(case)", problem.message if problem else str(exc))
-        return None
+    return draft.build_or_skip(mapper, report, f"{file}:{n}", n, cat)
 
 
 def import_mediq(path: str | Path, catalogue: Catalogue | None = None) -> tuple[list[Case], ImportReport]:

@@ -34,7 +34,7 @@ from clinic_env.llm.client import ChatClient, LLMCallError, Usage, track_usage
 from clinic_env.llm.policy import LLMPolicy, sampling_offset
 from clinic_env.open.roles import SCRIPTED_DOCTORS
 from clinic_env.records import EpisodeRecord
-from clinic_env.rollout_async import RolloutBatch, _shared_kwargs, batch_jobs, total_usage
+from clinic_env.rollout_async import RolloutBatch, _shared_kwargs, job_queue, total_usage
 from clinic_env.schema.case import Case
 from clinic_env.schema.loading import load_cases
 
@@ -216,11 +216,8 @@ async def arun_open(
     envs = [OpenConsultationEnv(**kwargs) for _ in range(min(concurrency, n_jobs))]
     name = doctor_name or (doctor if isinstance(doctor, str) else getattr(doctor, "model", type(doctor).__name__))
     roles = _Roles(specs, api_base, timeout, retries, concurrency)
-    jobs: asyncio.Queue[tuple[int, Case, int, int]] = asyncio.Queue()
-    order = batch_jobs(len(library), episodes_per_case, group_size, seed)
-    for i, ci, s, member in order:
-        jobs.put_nowait((i, library[ci], s, member))
-    results: list[EpisodeRecord | None] = [None] * len(order)
+    jobs = job_queue(library, episodes_per_case, group_size, seed)
+    results: list[EpisodeRecord | None] = [None] * jobs.qsize()
     start = time.perf_counter()
 
     async def worker(env: OpenConsultationEnv) -> None:
